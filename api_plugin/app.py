@@ -1,0 +1,110 @@
+"""The WSGI application: route, call the view, render JSON; one place renders every error."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
+from werkzeug.wrappers import Request
+
+from api_plugin.auth.base import Environ, StartResponse
+from api_plugin.errors import ApiError
+from api_plugin.routes import build_url_map
+from api_plugin.services import ApiService
+from api_plugin.views import VIEWS, Context, PlainText
+
+log = logging.getLogger(__name__)
+
+_STATUS_LINES = {
+    200: "200 OK", 400: "400 BAD REQUEST", 401: "401 UNAUTHORIZED", 403: "403 FORBIDDEN",
+    404: "404 NOT FOUND", 405: "405 METHOD NOT ALLOWED", 409: "409 CONFLICT",
+    413: "413 REQUEST ENTITY TOO LARGE", 500: "500 INTERNAL SERVER ERROR",
+    503: "503 SERVICE UNAVAILABLE",
+}
+JSON_TYPE = "application/json"
+DB_UNAVAILABLE = "The metadata database is unavailable; try again shortly"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def render_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(value, default=_json_default, separators=(",", ":")).encode()
+
+
+class ApiApp:
+    """The experimental API as a WSGI callable, paths relative to its mount point."""
+
+    def __init__(self, service: ApiService, *, prefix: str = "/api/experimental",
+                 max_body_bytes: int = 1024 * 1024) -> None:
+        self.service = service
+        self.prefix = prefix.rstrip("/")
+        self.max_body_bytes = max_body_bytes
+        self.url_map = build_url_map()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        headers: list[tuple[str, str]] = []
+        try:
+            endpoint, args = self.url_map.bind_to_environ(environ).match()
+            ctx = Context(self.service, request, self.max_body_bytes, self._url_base(environ))
+            result = VIEWS[endpoint](ctx, **args)
+            status = 200
+            if isinstance(result, PlainText):
+                body = result.text.encode()
+                content_type = "text/plain; charset=utf-8"
+            else:
+                body, content_type = render_json(result), JSON_TYPE
+        except ApiError as exc:
+            status, body, content_type = exc.status, render_json({"error": exc.message}), JSON_TYPE
+        except RouteMethodNotAllowed as exc:
+            allowed = sorted(set(exc.valid_methods or ()))
+            headers.append(("Allow", ", ".join(allowed)))
+            status, content_type = 405, JSON_TYPE
+            body = render_json({"error": f"Method {request.method} not allowed; use "
+                                         f"{', '.join(allowed)}"})
+        except HTTPException as exc:
+            status, content_type = exc.code or 400, JSON_TYPE
+            text = "Not found" if status == 404 else (exc.description or exc.name)
+            body = render_json({"error": f"{text}: {request.path}" if status == 404 else text})
+        except (OperationalError, PoolTimeout) as exc:
+            log.warning("database unavailable: %s", exc.__class__.__name__)
+            status, body, content_type = 503, render_json({"error": DB_UNAVAILABLE}), JSON_TYPE
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                status, body = 503, render_json({"error": DB_UNAVAILABLE})
+            else:
+                log.exception("database error on %s %s", request.method, request.path)
+                status, body = 500, render_json({"error": "Internal database error"})
+            content_type = JSON_TYPE
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            status, body = 500, render_json({"error": "Internal server error"})
+            content_type = JSON_TYPE
+        headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if status in (503,):
+            headers.append(("Retry-After", "1"))
+        start_response(_STATUS_LINES.get(status, f"{status} ERROR"), headers)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            return [b""]
+        return [body]
+
+    def _url_base(self, environ: Environ) -> str:
+        """The host's own mount point: SCRIPT_NAME less the API prefix."""
+        script = str(environ.get("SCRIPT_NAME", "")).rstrip("/")
+        if self.prefix and script.endswith(self.prefix):
+            return script[: -len(self.prefix)]
+        return script if not self.prefix else ""

@@ -1,0 +1,73 @@
+"""Backend names (ours and Airflow's dotted ones) to configured backend objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from api_plugin.auth.base import AuthBackend, AuthMiddleware, WSGIApp
+from api_plugin.auth.simple import DefaultBackend, DenyAllBackend
+from api_plugin.config import Config
+
+ALIASES = {
+    "default": "default",
+    "airflow.api.auth.backend.default": "default",
+    "deny_all": "deny_all",
+    "airflow.api.auth.backend.deny_all": "deny_all",
+    "password": "password",
+    "basic_auth": "password",
+    "airflow.contrib.auth.backends.password_auth": "password",
+    "airflow.api.auth.backend.basic_auth": "password",
+    "kerberos": "kerberos",
+    "airflow.api.auth.backend.kerberos_auth": "kerberos",
+}
+
+UserLookup = Callable[[str], str | None]
+
+
+class UnknownBackend(ValueError):
+    """A configured auth backend name that is neither ours nor Airflow's."""
+
+
+def canonical_name(name: str) -> str:
+    try:
+        return ALIASES[name.strip()]
+    except KeyError:
+        raise UnknownBackend(
+            f"unknown auth backend {name!r}; use one of: default, deny_all, password, kerberos "
+            "(or Airflow's dotted names)"
+        ) from None
+
+
+def build_backends(config: Config, user_lookup: UserLookup | None = None) -> list[AuthBackend]:
+    """The configured backends in order."""
+    backends: list[AuthBackend] = []
+    for name in (canonical_name(n) for n in config.auth_backends):
+        if name == "default":
+            backends.append(DefaultBackend(config.getbool("api", "allow_open_api")))
+        elif name == "deny_all":
+            backends.append(DenyAllBackend())
+        elif name == "password":
+            from api_plugin.auth.password import PasswordBackend
+
+            if user_lookup is None:
+                raise ValueError("the password backend needs a user store")
+            backends.append(PasswordBackend(
+                user_lookup,
+                realm=config.get("api", "basic_realm") or "api_plugin",
+                cache_seconds=config.getfloat("api", "password_cache_seconds", 60.0),
+            ))
+        else:
+            from api_plugin.auth.kerberos import KerberosBackend
+
+            backends.append(KerberosBackend(
+                keytab=config.get("kerberos", "keytab"),
+                service=config.get("kerberos", "service"),
+                hostname=config.get("kerberos", "hostname"),
+            ))
+    return backends
+
+
+def wrap_with_auth(app: WSGIApp, config: Config,
+                   user_lookup: UserLookup | None = None) -> AuthMiddleware:
+    """``app`` behind the configured backend stack."""
+    return AuthMiddleware(app, build_backends(config, user_lookup))

@@ -1,0 +1,153 @@
+"""One typed configuration, read once: an airflow.cfg-style INI file plus the environment.
+
+Precedence, lowest first: built-in defaults, the INI file (``API_PLUGIN_CONFIG``, default
+``~/.api_plugin/api_plugin.cfg``), ``AIRFLOW__SECTION__KEY`` variables (so the plugin can
+share an Airflow deployment's settings), ``API_PLUGIN__SECTION__KEY`` variables, and
+explicit overrides given in code (``section__key=value``).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off", ""}
+_ENV_PREFIXES = ("AIRFLOW__", "API_PLUGIN__")  # later wins
+
+DEFAULTS: dict[str, dict[str, str]] = {
+    "api": {
+        "prefix": "/api/experimental",
+        "auth_backend": "default",
+        "allow_open_api": "False",
+        "max_body_bytes": str(1024 * 1024),
+        "password_cache_seconds": "60",
+        "basic_realm": "api_plugin",
+    },
+    "webserver": {"bind": "127.0.0.1:8080", "workers": "2"},
+    "cli": {"api_client": "json_client", "endpoint_url": "http://127.0.0.1:8080"},
+    "kerberos": {},
+    "database": {},
+}
+
+
+def default_config_path() -> Path:
+    """Where the INI file is looked for when ``API_PLUGIN_CONFIG`` is not set."""
+    return Path(os.environ.get("API_PLUGIN_CONFIG", "~/.api_plugin/api_plugin.cfg")).expanduser()
+
+
+def parse_bool(value: str | bool | None) -> bool:
+    """Read a configuration boolean the way airflow.cfg writes them."""
+    if isinstance(value, bool):
+        return value
+    text = (value or "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Merged settings, looked up by section and key (both case-insensitive)."""
+
+    values: Mapping[str, Mapping[str, str]]
+    path: Path = field(default_factory=default_config_path)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Config:
+        """Read the INI file and the environment, then apply ``section__key`` overrides."""
+        env = os.environ if environ is None else environ
+        cfg_path = Path(path).expanduser() if path is not None else default_config_path()
+        merged: dict[str, dict[str, str]] = {s: dict(v) for s, v in DEFAULTS.items()}
+        if cfg_path.is_file():
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read(cfg_path, encoding="utf-8")
+            for section in parser.sections():
+                merged.setdefault(section.lower(), {}).update(
+                    {k.lower(): v for k, v in parser.items(section)}
+                )
+        for prefix in _ENV_PREFIXES:
+            for name, value in env.items():
+                if name.startswith(prefix) and name.count("__") >= 2:
+                    section, _, key = name[len(prefix):].partition("__")
+                    merged.setdefault(section.lower(), {})[key.lower()] = value
+        for name, value in overrides.items():
+            section, sep, key = name.partition("__")
+            if not sep:
+                raise ValueError(f"override {name!r} is not of the form section__key")
+            merged.setdefault(section.lower(), {})[key.lower()] = _as_text(value)
+        return cls(values=merged, path=cfg_path)
+
+    def get(self, section: str, key: str, default: str | None = None) -> str | None:
+        """The raw string value, or ``default``."""
+        return self.values.get(section.lower(), {}).get(key.lower(), default)
+
+    def getbool(self, section: str, key: str, default: bool = False) -> bool:
+        value = self.get(section, key)
+        return default if value is None else parse_bool(value)
+
+    def getint(self, section: str, key: str, default: int) -> int:
+        value = self.get(section, key)
+        return default if value in (None, "") else int(str(value))
+
+    def getfloat(self, section: str, key: str, default: float) -> float:
+        value = self.get(section, key)
+        return default if value in (None, "") else float(str(value))
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """A copy with ``section__key`` settings replaced."""
+        merged = {s: dict(v) for s, v in self.values.items()}
+        for name, value in overrides.items():
+            section, _, key = name.partition("__")
+            merged.setdefault(section.lower(), {})[key.lower()] = _as_text(value)
+        return Config(values=merged, path=self.path)
+
+    # Typed views of the settings the package uses.
+
+    @property
+    def home(self) -> Path:
+        """The folder holding the config file and the embedded database."""
+        return self.path.parent
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        """Database URL: ``[database]``, then ``[core]``, else the embedded SQLite file."""
+        url = self.get("database", "sql_alchemy_conn") or self.get("core", "sql_alchemy_conn")
+        return url or self.embedded_url
+
+    @property
+    def embedded_url(self) -> str:
+        """The embedded SQLite database next to the config file."""
+        return f"sqlite:///{self.home / 'api_plugin.db'}"
+
+    @property
+    def prefix(self) -> str:
+        prefix = (self.get("api", "prefix") or "").rstrip("/")
+        return prefix if not prefix or prefix.startswith("/") else "/" + prefix
+
+    @property
+    def auth_backends(self) -> list[str]:
+        """Backend names in order: ``auth_backends`` (a comma list) wins over ``auth_backend``."""
+        raw = self.get("api", "auth_backends") or self.get("api", "auth_backend") or "default"
+        return [name.strip() for name in raw.split(",") if name.strip()]
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.getint("api", "max_body_bytes", 1024 * 1024)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)

@@ -1,0 +1,65 @@
+"""Pieces every operation shares: finding a DAG, rendering dates, runs and values."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from api_plugin.dates import isoformat
+from api_plugin.errors import NotFound
+from api_plugin.store import AIRFLOW1, DagSpec, Store
+
+
+def dag_not_in_model(dag_id: str) -> NotFound:
+    return NotFound(f"Dag id {dag_id} not found in DagModel")
+
+
+def require_dag_spec(store: Store, conn: Connection, dag_id: str) -> DagSpec:
+    """The DAG's serialized definition, or the reference's 404s.
+
+    One query checks the DAG table and the serialized row's hash together; the parsed
+    definition then comes from the per-process cache while that hash is unchanged.
+    """
+    dag, sd = store.tables.dag, store.tables.serialized_dag
+    row = conn.execute(
+        select(dag.c.dag_id, sd.c.dag_hash, sd.c.dag_id.label("sd_dag_id"))
+        .select_from(dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id))
+        .where(dag.c.dag_id == dag_id)
+    ).first()
+    if row is None:
+        raise dag_not_in_model(dag_id)
+    spec = store.dag_spec(conn, dag_id, row.dag_hash) if row.sd_dag_id is not None else None
+    if spec is None:
+        raise NotFound(f"Dag id {dag_id} not found")
+    return spec
+
+
+def dag_run_url(store: Store, dag_id: str, execution_date: datetime | None, base: str = "") -> str:
+    """The Airflow UI link of a run, as the flavor's webserver builds it."""
+    when = quote(isoformat(execution_date), safe="")
+    if store.flavor == AIRFLOW1:
+        return f"{base}/admin/airflow/graph?dag_id={quote(dag_id, safe='')}&execution_date={when}"
+    return f"{base}/dags/{quote(dag_id, safe='')}/graph?execution_date={when}"
+
+
+def py_str(value: Any) -> str:
+    """``str(value)`` as Python (and so Airflow) renders it, with no memory addresses.
+
+    Objects whose default repr carries an address are named by their type instead, so
+    an answer never depends on the process that produced it.
+    """
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool | int | float | datetime | timedelta):
+        return str(value)
+    if isinstance(value, list | tuple | set | frozenset | dict):
+        text = str(value)
+        return text if " at 0x" not in text else repr(type(value).__name__)
+    text = str(value)
+    if " at 0x" in text or "object at" in text:
+        return f"<{type(value).__name__}>"
+    return text

@@ -1,0 +1,127 @@
+"""Reading DAG runs: the run list, one run's state, and every DAG's latest run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from api_plugin.dates import isoformat, parse_datetime
+from api_plugin.errors import BadRequest, NotFound
+from api_plugin.services.common import dag_not_in_model, dag_run_url
+from api_plugin.store import Store
+
+MAX_PAGE = 10_000
+
+
+def _page_value(name: str, value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise BadRequest(f"{name} must be a non-negative integer")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{name} must be a non-negative integer, not {value!r}") from None
+    if number < 0 or (name == "limit" and number > MAX_PAGE) or number > 2**62:
+        raise BadRequest(f"{name} must be between 0 and {MAX_PAGE if name == 'limit' else 2**62}")
+    return number
+
+
+def get_dag_runs(
+    store: Store,
+    dag_id: str,
+    state: str | None = None,
+    limit: Any = None,
+    offset: Any = None,
+    url_base: str = "",
+) -> list[dict[str, Any]]:
+    """The DAG's runs ordered by execution date; an unknown DAG is a 400 here."""
+    lim, off = _page_value("limit", limit), _page_value("offset", offset)
+    dag, dr = store.tables.dag, store.tables.dag_run
+    query = (
+        select(dr.c.id, dr.c.run_id, dr.c.state, dr.c.dag_id, dr.c.execution_date,
+               dr.c.start_date)
+        .where(dr.c.dag_id == dag_id)
+        .order_by(dr.c.execution_date)
+    )
+    if state:
+        query = query.where(dr.c.state == state)
+    if lim is not None:
+        query = query.limit(lim)
+    if off:
+        query = query.offset(off)
+    with store.read() as conn:
+        if conn.execute(select(dag.c.dag_id).where(dag.c.dag_id == dag_id)).first() is None:
+            raise BadRequest(dag_not_in_model(dag_id).message)
+        rows = conn.execute(query).all()
+    return [
+        {
+            "id": row.id,
+            "run_id": row.run_id,
+            "state": row.state,
+            "dag_id": row.dag_id,
+            "execution_date": isoformat(row.execution_date),
+            "start_date": isoformat(row.start_date),
+            "dag_run_url": dag_run_url(store, row.dag_id, row.execution_date, url_base),
+        }
+        for row in rows
+    ]
+
+
+def get_dag_run_state(store: Store, dag_id: str, execution_date: Any) -> dict[str, Any]:
+    """``{"state": ...}`` of the run at that date, found with one query."""
+    when = parse_datetime(execution_date) if isinstance(execution_date, str) else execution_date
+    dag, sd, dr = store.tables.dag, store.tables.serialized_dag, store.tables.dag_run
+    with store.read() as conn:
+        row = conn.execute(
+            select(dag.c.dag_id, sd.c.dag_id.label("sd_dag_id"), dr.c.id.label("run_pk"),
+                   dr.c.state)
+            .select_from(
+                dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id).outerjoin(
+                    dr, (dr.c.dag_id == dag.c.dag_id) & (dr.c.execution_date == when)
+                )
+            )
+            .where(dag.c.dag_id == dag_id)
+            .limit(1)
+        ).first()
+    if row is None:
+        raise dag_not_in_model(dag_id)
+    if row.sd_dag_id is None:
+        raise NotFound(f"Dag id {dag_id} not found")
+    if row.run_pk is None:
+        raise run_not_found(dag_id, when)
+    return {"state": row.state}
+
+
+def run_not_found(dag_id: str, when: Any) -> NotFound:
+    return NotFound(f"Dag Run for date {when.isoformat()} not found in dag {dag_id}")
+
+
+def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
+    """Each DAG's newest run, ordered by dag_id, in one query."""
+    dr = store.tables.dag_run
+    newest = (
+        select(dr.c.dag_id, func.max(dr.c.execution_date).label("newest"))
+        .group_by(dr.c.dag_id)
+        .subquery()
+    )
+    query = (
+        select(dr.c.dag_id, dr.c.execution_date, dr.c.start_date)
+        .join(newest, (newest.c.dag_id == dr.c.dag_id)
+              & (newest.c.newest == dr.c.execution_date))
+        .order_by(dr.c.dag_id)
+    )
+    with store.read() as conn:
+        rows = conn.execute(query).all()
+    return {
+        "items": [
+            {
+                "dag_id": row.dag_id,
+                "execution_date": isoformat(row.execution_date),
+                "start_date": isoformat(row.start_date),
+                "dag_run_url": dag_run_url(store, row.dag_id, row.execution_date, url_base),
+            }
+            for row in rows
+        ]
+    }

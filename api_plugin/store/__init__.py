@@ -1,0 +1,101 @@
+"""The metadata database: engine, flavor, tables and the serialized-DAG cache.
+
+Everything here happens once per process (engine, flavor detection, table metadata) or
+once per DAG version (parsing a serialized DAG), so the request path only runs queries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
+
+from api_plugin.store.engine import make_engine
+from api_plugin.store.flavor import detect_flavor, inspect_schema
+from api_plugin.store.serialized import DagSpec, load_document, parse_dag
+from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, Tables, build_tables
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AIRFLOW1", "AIRFLOW2", "DagSpec", "Store", "UninitializedDatabase"]
+
+
+class UninitializedDatabase(RuntimeError):
+    """The database holds no Airflow tables; ``api-plugin db init`` creates them."""
+
+
+class Store:
+    """One database: a pooled engine, its flavor's tables and parsed DAGs."""
+
+    def __init__(self, engine: Engine, tables: Tables, schema: dict[str, set[str]]) -> None:
+        self.engine = engine
+        self.tables = tables
+        self.flavor = tables.flavor
+        self.schema = schema
+        self._dags: dict[str, DagSpec] = {}
+        self._dags_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = False) -> Store:
+        """Connect, detect the flavor; with ``create``, initialise an empty database."""
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            schema = inspect_schema(conn)
+        flavor = detect_flavor(schema)
+        if flavor is None:
+            if not create:
+                engine.dispose()
+                raise UninitializedDatabase(
+                    f"no Airflow metadata tables at {engine.url.render_as_string()}: "
+                    "run `api-plugin db init` first"
+                )
+            from api_plugin.store.schema import init_database
+
+            init_database(engine)
+            with engine.connect() as conn:
+                schema = inspect_schema(conn)
+            flavor = AIRFLOW2
+        log.info("metadata database %s is of flavor %s", engine.url.render_as_string(), flavor)
+        return cls(engine, build_tables(flavor, schema), schema)
+
+    @property
+    def has_log_template(self) -> bool:
+        return "log_template" in self.schema
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection inside a read transaction."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection inside a write transaction (SQLite: the write lock up front)."""
+        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            yield conn
+
+    def dag_spec(self, conn: Connection, dag_id: str, dag_hash: str | None) -> DagSpec | None:
+        """The parsed serialized DAG, from cache while its ``dag_hash`` is unchanged."""
+        cached = self._dags.get(dag_id)
+        if cached is not None and dag_hash is not None and cached.dag_hash == dag_hash:
+            return cached
+        sd = self.tables.serialized_dag
+        columns = [sd.c.data, sd.c.dag_hash]
+        if "data_compressed" in sd.c:
+            columns.append(sd.c.data_compressed)
+        row = conn.execute(select(*columns).where(sd.c.dag_id == dag_id)).first()
+        if row is None:
+            return None
+        compressed = row.data_compressed if "data_compressed" in sd.c else None
+        spec = parse_dag(load_document(row.data, compressed), row.dag_hash)
+        with self._dags_lock:
+            self._dags[dag_id] = spec
+        return spec
+
+    def dispose(self) -> None:
+        """Close every pooled connection (tests, and after a fork)."""
+        self.engine.dispose()

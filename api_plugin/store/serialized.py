@@ -1,0 +1,147 @@
+"""DAG and task definitions read from the ``serialized_dag`` table, never by importing code.
+
+Both Airflow layouts are understood: 1.10 stores tasks as plain dicts with
+``_downstream_task_ids``; 2.x wraps each as ``{"__type": "operator", "__var": {...}}`` and
+may compress the whole document with zlib into ``data_compressed``.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+#: Operator fields Airflow serializes as bare seconds or epoch numbers.
+TIMEDELTA_FIELDS = frozenset({"retry_delay", "execution_timeout", "max_retry_delay", "sla"})
+DATETIME_FIELDS = frozenset({"start_date", "end_date"})
+
+
+def decode_value(value: Any) -> Any:
+    """Undo Airflow's ``{"__type", "__var"}`` encoding of one value."""
+    if isinstance(value, dict):
+        if "__type" in value and "__var" in value:
+            kind, var = value["__type"], value["__var"]
+            if kind == "datetime":
+                return datetime.fromtimestamp(float(var), UTC)
+            if kind == "timedelta":
+                return timedelta(seconds=float(var))
+            if kind == "dict":
+                return {k: decode_value(v) for k, v in var.items()}
+            if kind in ("set", "tuple"):
+                items = [decode_value(v) for v in var]
+                return set(items) if kind == "set" else tuple(items)
+            return decode_value(var)
+        return {k: decode_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_value(v) for v in value]
+    return value
+
+
+def decode_task_field(name: str, value: Any) -> Any:
+    """A task field's Python value: bare numbers become datetimes or timedeltas by name."""
+    if value is not None and isinstance(value, int | float) and not isinstance(value, bool):
+        if name in DATETIME_FIELDS:
+            return datetime.fromtimestamp(float(value), UTC)
+        if name in TIMEDELTA_FIELDS:
+            return timedelta(seconds=float(value))
+    return decode_value(value)
+
+
+@dataclass
+class TaskSpec:
+    """One task of a serialized DAG: its raw fields and its place in the graph."""
+
+    task_id: str
+    fields: dict[str, Any]
+    downstream: list[str]
+    upstream: list[str] = field(default_factory=list)
+
+    @property
+    def task_type(self) -> str:
+        return str(self.fields.get("_task_type") or "BaseOperator")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A field's decoded value, or ``default`` when the serializer left it out."""
+        if name in self.fields:
+            return decode_task_field(name, self.fields[name])
+        return default
+
+
+@dataclass
+class DagSpec:
+    """A serialized DAG: what trigger, task lookups and task-instance creation need."""
+
+    dag_id: str
+    data: dict[str, Any]
+    tasks: dict[str, TaskSpec]
+    default_args: dict[str, Any]
+    dag_hash: str | None = None
+
+    @property
+    def timezone(self) -> str:
+        return str(self.data.get("timezone") or "UTC")
+
+    @property
+    def schedule_interval(self) -> Any:
+        return decode_value(self.data.get("schedule_interval"))
+
+    @property
+    def start_date(self) -> datetime | None:
+        value = self.data.get("start_date")
+        return decode_task_field("start_date", value) if value is not None else None
+
+    def downstream_closure(self, task_id: str) -> set[str]:
+        """Every task reachable downstream of ``task_id`` (not including it)."""
+        return self._closure(task_id, lambda t: t.downstream)
+
+    def upstream_closure(self, task_id: str) -> set[str]:
+        """Every task ``task_id`` depends on, directly or not."""
+        return self._closure(task_id, lambda t: t.upstream)
+
+    def _closure(self, task_id: str, edges: Any) -> set[str]:
+        seen: set[str] = set()
+        stack = list(edges(self.tasks[task_id]))
+        while stack:
+            current = stack.pop()
+            if current in seen or current not in self.tasks:
+                continue
+            seen.add(current)
+            stack.extend(edges(self.tasks[current]))
+        return seen
+
+
+def load_document(data: Any, data_compressed: bytes | None) -> dict[str, Any]:
+    """The serialized document from either column (JSON text, parsed JSON or zlib)."""
+    if data_compressed:
+        data = zlib.decompress(bytes(data_compressed))
+    if isinstance(data, bytes | bytearray | str):
+        data = json.loads(data)
+    if not isinstance(data, dict):
+        raise ValueError("serialized_dag holds no DAG document")
+    return data
+
+
+def parse_dag(document: dict[str, Any], dag_hash: str | None = None) -> DagSpec:
+    """A DagSpec from a serialized document of either Airflow version."""
+    dag = document.get("dag", document)
+    tasks: dict[str, TaskSpec] = {}
+    for raw in dag.get("tasks", []):
+        fields = raw["__var"] if isinstance(raw, dict) and "__var" in raw else raw
+        downstream = fields.get("downstream_task_ids", fields.get("_downstream_task_ids")) or []
+        tasks[fields["task_id"]] = TaskSpec(fields["task_id"], dict(fields), sorted(downstream))
+    for task in tasks.values():
+        for child in task.downstream:
+            if child in tasks:
+                tasks[child].upstream.append(task.task_id)
+    for task in tasks.values():
+        task.upstream.sort()
+    default_args = decode_value(dag.get("default_args") or {})
+    return DagSpec(
+        dag_id=str(dag.get("_dag_id") or dag.get("dag_id")),
+        data=dag,
+        tasks=tasks,
+        default_args=default_args if isinstance(default_args, dict) else {},
+        dag_hash=dag_hash,
+    )

@@ -1,0 +1,51 @@
+"""The flavor's user table: password lookups for Basic auth, and creating users."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import func, insert, select
+
+from api_plugin.dates import utcnow
+from api_plugin.store import AIRFLOW1, Store
+
+
+def user_lookup(store: Store) -> Callable[[str], str | None]:
+    """``username -> stored hash`` of an active user, or None.
+
+    airflow2 (FAB's ``ab_user``) matches usernames case-insensitively, as its NOCASE
+    collation does; airflow1's ``users`` table matches exactly.
+    """
+    users = store.tables.users
+
+    def lookup(username: str) -> str | None:
+        if store.flavor == AIRFLOW1:
+            query = select(users.c.password).where(users.c.username == username)
+        else:
+            query = select(users.c.password).where(
+                func.lower(users.c.username) == username.lower(),
+                users.c.active.is_not(False),
+            )
+        with store.read() as conn:
+            row = conn.execute(query.limit(1)).first()
+        return None if row is None or not row.password else str(row.password)
+
+    return lookup
+
+
+def create_user(store: Store, username: str, password_hash: str, email: str | None = None,
+                first_name: str = "", last_name: str = "") -> None:
+    """Insert a user row in the flavor's format (the hash already made for the flavor)."""
+    users = store.tables.users
+    values: dict[str, object]
+    if store.flavor == AIRFLOW1:
+        values = {"username": username, "email": email or f"{username}@localhost",
+                  "password": password_hash, "superuser": True}
+    else:
+        now = utcnow()
+        values = {"username": username, "email": email or f"{username}@localhost",
+                  "password": password_hash, "first_name": first_name or username,
+                  "last_name": last_name or username, "active": True, "created_on": now,
+                  "changed_on": now, "login_count": 0, "fail_login_count": 0}
+    with store.write() as conn:
+        conn.execute(insert(users).values(**{k: v for k, v in values.items() if k in users.c}))

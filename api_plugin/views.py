@@ -1,0 +1,164 @@
+"""Thin views: read the request, call the service, hand back what to render.
+
+A view returns a JSON-ready value (rendered with status 200) or a ``PlainText``; every
+failure is an ``ApiError`` raised by the view or the service and rendered by the app.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.wrappers import Request
+
+from api_plugin.errors import BadRequest, PayloadTooLarge
+from api_plugin.services import ApiService
+
+
+@dataclass(frozen=True)
+class PlainText:
+    """A text answer (the DAG source endpoint)."""
+
+    text: str
+
+
+@dataclass
+class Context:
+    """What a view may use: the service, the request, and where the API is mounted."""
+
+    service: ApiService
+    request: Request
+    max_body_bytes: int
+    url_base: str
+
+    def json_body(self) -> dict[str, Any]:
+        """The body as a JSON object, whatever its Content-Type (as Airflow reads it)."""
+        length = self.request.content_length
+        if length is not None and length > self.max_body_bytes:
+            raise PayloadTooLarge(f"Request body larger than {self.max_body_bytes} bytes")
+        stream = self.request.stream
+        raw = stream.read(self.max_body_bytes + 1)
+        if len(raw) > self.max_body_bytes:
+            raise PayloadTooLarge(f"Request body larger than {self.max_body_bytes} bytes")
+        if not raw.strip():
+            raise BadRequest("Request body must be a JSON object, got an empty body")
+        try:
+            body = json.loads(raw)
+        except RecursionError:
+            raise BadRequest("Request body is nested too deeply") from None
+        except ValueError as exc:  # includes invalid UTF-8
+            raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest(f"Request body must be a JSON object, not {type(body).__name__}")
+        return body
+
+
+View = Callable[..., Any]
+
+
+def test(ctx: Context) -> Any:
+    return ctx.service.test()
+
+
+def info(ctx: Context) -> Any:
+    return ctx.service.info()
+
+
+def openapi(ctx: Context) -> Any:
+    from api_plugin.openapi import openapi_document
+
+    return openapi_document(ctx.request.script_root or "")
+
+
+def trigger_dag(ctx: Context, dag_id: str) -> Any:
+    body = ctx.json_body()
+    return ctx.service.trigger_dag(
+        dag_id,
+        run_id=body.get("run_id"),
+        conf=body.get("conf"),
+        execution_date=body.get("execution_date"),
+        replace_microseconds=body.get("replace_microseconds"),
+    )
+
+
+def dag_runs(ctx: Context, dag_id: str) -> Any:
+    args = ctx.request.args
+    return ctx.service.get_dag_runs(
+        dag_id, state=args.get("state"), limit=args.get("limit"), offset=args.get("offset"),
+        url_base=ctx.url_base,
+    )
+
+
+def dag_run_state(ctx: Context, dag_id: str, execution_date: str) -> Any:
+    return ctx.service.get_dag_run_state(dag_id, execution_date)
+
+
+def task(ctx: Context, dag_id: str, task_id: str) -> Any:
+    return ctx.service.get_task(dag_id, task_id)
+
+
+def task_instance(ctx: Context, dag_id: str, execution_date: str, task_id: str) -> Any:
+    return ctx.service.get_task_instance(dag_id, execution_date, task_id)
+
+
+def set_paused(ctx: Context, dag_id: str, value: str) -> Any:
+    return ctx.service.set_paused(dag_id, value)
+
+
+def get_paused(ctx: Context, dag_id: str) -> Any:
+    return ctx.service.get_paused(dag_id)
+
+
+def latest_runs(ctx: Context) -> Any:
+    return ctx.service.latest_runs(url_base=ctx.url_base)
+
+
+def pools(ctx: Context) -> Any:
+    return ctx.service.get_pools()
+
+
+def pool(ctx: Context, name: str) -> Any:
+    return ctx.service.get_pool(name)
+
+
+def create_pool(ctx: Context) -> Any:
+    body = ctx.json_body()
+    missing = [field for field in ("name", "slots", "description") if field not in body]
+    if missing:
+        raise BadRequest(f"Missing required field(s): {', '.join(missing)}")
+    return ctx.service.create_pool(body["name"], body["slots"], body["description"])
+
+
+def delete_pool(ctx: Context, name: str) -> Any:
+    return ctx.service.delete_pool(name)
+
+
+def delete_dag(ctx: Context, dag_id: str) -> Any:
+    return ctx.service.delete_dag(dag_id)
+
+
+def dag_code(ctx: Context, dag_id: str) -> Any:
+    return PlainText(ctx.service.get_dag_code(dag_id))
+
+
+VIEWS: dict[str, View] = {
+    "test": test,
+    "info": info,
+    "openapi": openapi,
+    "trigger_dag": trigger_dag,
+    "dag_runs": dag_runs,
+    "dag_run_state": dag_run_state,
+    "task": task,
+    "task_instance": task_instance,
+    "set_paused": set_paused,
+    "get_paused": get_paused,
+    "latest_runs": latest_runs,
+    "pools": pools,
+    "pool": pool,
+    "create_pool": create_pool,
+    "delete_pool": delete_pool,
+    "delete_dag": delete_dag,
+    "dag_code": dag_code,
+}
