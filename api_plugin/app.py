@@ -32,6 +32,25 @@ JSON_TYPE = "application/json"
 DB_UNAVAILABLE = "The metadata database is unavailable; try again shortly"
 
 
+_UNAVAILABLE_HINTS = ("database is locked", "unable to open database", "could not connect",
+                      "connection refused", "server closed the connection",
+                      "terminating connection", "the database system is",
+                      "connection to server", "no connection to the server")
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """True when the database cannot be reached now (a 503), not when a query is wrong."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    pgcode = str(getattr(getattr(exc, "orig", None), "pgcode", "") or "")
+    if pgcode.startswith(("08", "57P")):
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    return isinstance(exc, OperationalError) and any(h in text for h in _UNAVAILABLE_HINTS)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -80,11 +99,9 @@ class ApiApp:
             status, content_type = exc.code or 400, JSON_TYPE
             text = "Not found" if status == 404 else (exc.description or exc.name)
             body = render_json({"error": f"{text}: {request.path}" if status == 404 else text})
-        except (OperationalError, PoolTimeout) as exc:
-            log.warning("database unavailable: %s", exc.__class__.__name__)
-            status, body, content_type = 503, render_json({"error": DB_UNAVAILABLE}), JSON_TYPE
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
+        except (DBAPIError, PoolTimeout) as exc:
+            if database_unavailable(exc):
+                log.warning("database unavailable: %s", str(exc).splitlines()[0])
                 status, body = 503, render_json({"error": DB_UNAVAILABLE})
             else:
                 log.exception("database error on %s %s", request.method, request.path)

@@ -1,0 +1,184 @@
+"""Shared fixtures: metadata databases of both flavors, on SQLite and on PostgreSQL.
+
+SQLite databases are built from the exact DDL real Airflow created (tests/data), so the
+plugin is tested against Airflow's own schema, not its own idea of it. PostgreSQL runs
+when ``API_PLUGIN_TEST_PG_URL`` names a server (``.ci/run`` starts one); there the
+tables come from the plugin's table definitions, which mirror the same DDL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, insert, text
+from werkzeug.test import Client
+
+from api_plugin.dagfiles import fileloc_hash, load_dags
+from api_plugin.store import Store
+from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, build_tables
+
+DATA = Path(__file__).parent / "tests" / "data"
+REFERENCE_VERSION = {AIRFLOW1: "1.10.15", AIRFLOW2: "2.10.5"}
+PG_URL = os.environ.get("API_PLUGIN_TEST_PG_URL")
+PREFIX = "/api/experimental"
+ETL_NIGHTLY_SOURCE = "from airflow import DAG\n# etl_nightly, as dag_code stores it\n"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """PostgreSQL-backed cases carry the ``postgres`` marker so tox can select them."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+
+
+def reference_serialized_dag(flavor: str) -> dict[str, Any]:
+    """etl_nightly as the reference Airflow serialized it."""
+    path = DATA / f"airflow-{REFERENCE_VERSION[flavor]}-serialized_dag-etl_nightly.json"
+    return dict(json.loads(path.read_text()))
+
+
+def _create_sqlite_schema(path: Path, flavor: str) -> None:
+    ddl = (DATA / f"airflow-{REFERENCE_VERSION[flavor]}-schema.sql").read_text()
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(ddl)
+        if flavor == AIRFLOW2:  # referenced by foreign keys of the reference DDL
+            conn.executescript(
+                "CREATE TABLE log_template (id INTEGER PRIMARY KEY, filename TEXT NOT NULL, "
+                "elasticsearch_id TEXT NOT NULL, created_at TIMESTAMP NOT NULL);"
+                "INSERT INTO log_template VALUES (1, 'f', 'e', '2024-01-01 00:00:00.000000');"
+                'CREATE TABLE "trigger" (id INTEGER PRIMARY KEY, classpath VARCHAR(1000));')
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _create_pg_database(flavor: str) -> str:
+    assert PG_URL is not None
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    engine = create_engine(url)
+    build_tables(flavor).metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
+def _drop_pg_database(url: str) -> None:
+    assert PG_URL is not None
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def seed_airflow_rows(store: Store) -> None:
+    """What Airflow itself would have written: default_pool and the etl_nightly DAG."""
+    t = store.tables
+    document = reference_serialized_dag(store.flavor)
+    fileloc = "/opt/airflow/dags/etl_nightly.py"
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    pool = {"pool": "default_pool", "slots": 128, "description": "Default pool"}
+    if "include_deferred" in t.slot_pool.c:
+        pool["include_deferred"] = False
+    dag = {"dag_id": "etl_nightly", "is_paused": True, "is_active": True, "is_subdag": False,
+           "fileloc": fileloc, "owners": "ops", "description": "nightly load",
+           "schedule_interval": '"@daily"', "max_active_tasks": 16, "max_active_runs": 16,
+           "max_consecutive_failed_dag_runs": 0, "has_task_concurrency_limits": False}
+    with store.write() as conn:
+        conn.execute(insert(t.slot_pool).values(**pool))
+        conn.execute(insert(t.dag).values(**{k: v for k, v in dag.items() if k in t.dag.c}))
+        conn.execute(insert(t.serialized_dag).values(
+            dag_id="etl_nightly", fileloc=fileloc, fileloc_hash=fileloc_hash(fileloc),
+            data=document, last_updated=now, dag_hash="0123456789abcdef0123456789abcdef"))
+        conn.execute(insert(t.dag_code).values(
+            fileloc_hash=fileloc_hash(fileloc), fileloc=fileloc, last_updated=now,
+            source_code=ETL_NIGHTLY_SOURCE))
+
+
+@dataclass
+class ApiHarness:
+    """One database with the plugin's app over it, driven in-process."""
+
+    flavor: str
+    backend: str
+    url: str
+    store: Store
+    client: Client
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.client.open(PREFIX + path, method=method, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.call("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.call("DELETE", path, **kwargs)
+
+
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+
+@pytest.fixture(params=[AIRFLOW2, AIRFLOW1])
+def flavor(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_database(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
+    """A factory of empty Airflow databases (schema only) of a flavor and backend."""
+    created: list[str] = []
+
+    def make(flavor: str, backend: str = "sqlite") -> str:
+        if backend == "postgresql":
+            url = _create_pg_database(flavor)
+            created.append(url)
+            return url
+        path = tmp_path / f"airflow-{flavor}-{uuid.uuid4().hex[:6]}.db"
+        _create_sqlite_schema(path, flavor)
+        return f"sqlite:///{path}"
+
+    yield make
+    for url in created:
+        _drop_pg_database(url)
+
+
+@pytest.fixture
+def api(flavor: str, backend: str, make_database: Callable[[str, str], str]) -> Iterator[ApiHarness]:
+    """The plugin over a seeded database: etl_nightly (Airflow's own serialization) and
+    the packaged example_etl (loaded through ``dags load``)."""
+    from api_plugin.cli import example_dags_dir
+    from api_plugin.config import Config
+    from api_plugin.mount import build_api, json_not_found, mount_into
+
+    url = make_database(flavor, backend)
+    store = Store.open(url)
+    seed_airflow_rows(store)
+    load_dags(store, example_dags_dir())
+    config = Config.load(environ={}, database__sql_alchemy_conn=url, api__auth_backend="default")
+    app = mount_into(json_not_found, build_api(config, store), PREFIX)
+    yield ApiHarness(flavor, backend, url, store, Client(app))
+    store.dispose()
