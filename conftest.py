@@ -167,7 +167,9 @@ def make_database(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
 
 
 @pytest.fixture
-def api(flavor: str, backend: str, make_database: Callable[[str, str], str]) -> Iterator[ApiHarness]:
+def api(
+    flavor: str, backend: str, make_database: Callable[[str, str], str]
+) -> Iterator[ApiHarness]:
     """The plugin over a seeded database: etl_nightly (Airflow's own serialization) and
     the packaged example_etl (loaded through ``dags load``)."""
     from api_plugin.cli import example_dags_dir

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from api_plugin.errors import BadRequest
 
 _SPACED_OFFSET = re.compile(
-    r"^(?P<stamp>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (?P<offset>\d{2}(?::?\d{2})?)$"
+    r"^(?P<stamp>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)"
+    r" (?P<offset>\d{2}(?::?\d{2})?)$"
 )
 
 

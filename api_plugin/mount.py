@@ -52,7 +52,7 @@ def build_application(config: Config | None = None, **overrides: Any) -> WSGIApp
 
 def mount_into(host: WSGIApp, api: WSGIApp, prefix: str = "/api/experimental") -> WSGIApp:
     """``host`` with ``api`` answering under ``prefix``; SCRIPT_NAME/PATH_INFO kept right."""
-    return DispatcherMiddleware(host, {prefix.rstrip("/"): api})  # type: ignore[arg-type]
+    return DispatcherMiddleware(host, {prefix.rstrip("/"): api})
 
 
 def _embedded(config: Config) -> bool:

@@ -40,7 +40,9 @@ def manual_data_interval(
     return run_after, run_after
 
 
-def _cron_interval(expression: str, run_after: datetime, timezone: str) -> tuple[datetime, datetime]:
+def _cron_interval(
+    expression: str, run_after: datetime, timezone: str
+) -> tuple[datetime, datetime]:
     try:
         zone = ZoneInfo(timezone)
     except (KeyError, ValueError):

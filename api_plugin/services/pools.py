@@ -48,7 +48,7 @@ def get_pool(store: Store, name: str) -> dict[str, Any]:
 
 
 def _parse_slots(slots: Any) -> int:
-    if isinstance(slots, bool) or isinstance(slots, float) and not slots.is_integer():
+    if isinstance(slots, bool) or (isinstance(slots, float) and not slots.is_integer()):
         raise BadRequest(f"Bad value for `slots`: {slots}")
     try:
         value = int(slots.strip() if isinstance(slots, str) else slots)

@@ -92,7 +92,7 @@ def _executor_config(raw: Any) -> Any:
     from api_plugin.store.safe_pickle import UnreadableConf, loads_conf
 
     try:
-        return loads_conf(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw
+        return loads_conf(bytes(raw)) if isinstance(raw, bytes | bytearray | memoryview) else raw
     except UnreadableConf:
         return "<unreadable executor_config>"
 

@@ -81,7 +81,9 @@ def parse_trigger(
     elif isinstance(replace_microseconds, str) and replace_microseconds.lower() in _FALSE_WORDS:
         replace = False
     else:
-        raise BadRequest(f"replace_microseconds must be true or false, not {replace_microseconds!r}")
+        raise BadRequest(
+            f"replace_microseconds must be true or false, not {replace_microseconds!r}"
+        )
     return TriggerRequest(dag_id, run_id, conf or None, when, replace)
 
 

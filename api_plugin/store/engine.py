@@ -17,9 +17,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``.
 
     SQLite runs in WAL mode with a busy timeout so several gunicorn workers can share one
-    file, and with ``BEGIN IMMEDIATE`` on writes (``execution_options(immediate=True)``) so two writers never deadlock on a lock
-    upgrade. Other databases get ``pool_pre_ping`` so a restarted server heals without
-    restarting the app.
+    file, and with ``BEGIN IMMEDIATE`` on writes (``execution_options(immediate=True)``)
+    so two writers never deadlock on a lock upgrade. Other databases get
+    ``pool_pre_ping`` so a restarted server heals without restarting the app.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

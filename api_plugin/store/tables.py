@@ -69,7 +69,8 @@ def _table(md: MetaData, name: str, keep: ColumnFilter, *items: SchemaItem) -> T
             if keep(name, item.name):
                 kept.append(item)
         elif isinstance(item, PrimaryKeyConstraint | UniqueConstraint | Index):
-            cols = [c if isinstance(c, str) else c.name for c in item._pending_colargs]  # type: ignore[attr-defined]
+            cols = [c if isinstance(c, str) else getattr(c, "name", "")
+                    for c in getattr(item, "_pending_colargs", ())]
             if all(keep(name, c) for c in cols):
                 kept.append(item)
         else:
