@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--lastname", "-l")
     create.add_argument("--role", "-r", help="accepted for Airflow compatibility; unused")
     create.set_defaults(func=cmd_users_create)
+
+    from api_plugin.cli_client import add_client_commands
+
+    add_client_commands(sub)
     return parser
 
 

@@ -1,0 +1,188 @@
+"""Parity: json_client (against a real server process) and local_client give the same
+results and the same errors for every method, in both flavors; plus the CLI on top."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api_plugin.cli import example_dags_dir
+from api_plugin.client import get_client
+from api_plugin.client.base import ApiClient, ClientConnectionError
+from api_plugin.client.json_client import JsonClient
+from api_plugin.client.local_client import LocalClient
+from api_plugin.config import Config
+from api_plugin.dagfiles import load_dags
+from api_plugin.errors import ApiError, NotFound
+from api_plugin.store import Store
+from conftest import seed_airflow_rows
+from tests.test_serve import free_port, wait_until_up
+
+#: Values that belong to the moment a call ran, not to what it did.
+MOMENT = re.compile(
+    r"queued_at: [^.>]*(\.\d+)?\+00:00|\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d\.\d+\+00:00"
+)
+
+
+def normalise(value: Any) -> Any:
+    text = json.dumps(value, sort_keys=True)
+    return json.loads(MOMENT.sub("<now>", text))
+
+
+def outcome(call: Callable[[], Any]) -> Any:
+    try:
+        return ("ok", normalise(call()))
+    except ApiError as exc:
+        return ("error", exc.status, exc.message)
+
+
+SCENARIO: list[tuple[str, Callable[[ApiClient], Any]]] = [
+    ("test", lambda c: c.test()),
+    ("trigger", lambda c: c.trigger_dag("example_etl", conf={"k": "v"},
+                                        execution_date="2025-07-01T06:30:00+02:00")),
+    ("trigger run_id", lambda c: c.trigger_dag("example_etl", run_id="mine",
+                                               execution_date="2025-07-02T00:00:00")),
+    ("trigger µs", lambda c: c.trigger_dag("example_etl", execution_date="2025-07-03T00:00:00.5",
+                                           replace_microseconds=True)),
+    ("trigger conf string", lambda c: c.trigger_dag("example_etl", conf='{"a": 1}',
+                                                    execution_date="2025-07-04T00:00:00")),
+    ("trigger dup", lambda c: c.trigger_dag("example_etl", run_id="mine",
+                                            execution_date="2025-08-01T00:00:00")),
+    ("trigger unknown", lambda c: c.trigger_dag("nope")),
+    ("trigger bad date", lambda c: c.trigger_dag("example_etl", execution_date="soon")),
+    ("trigger bad conf", lambda c: c.trigger_dag("example_etl", conf=[1])),
+    ("trigger early", lambda c: c.trigger_dag("etl_nightly", execution_date="2020-01-01")),
+    ("runs", lambda c: c.get_dag_runs("example_etl")),
+    ("runs page", lambda c: c.get_dag_runs("example_etl", limit=1, offset=1)),
+    ("runs state", lambda c: c.get_dag_runs("example_etl", state="nonsense")),
+    ("runs unknown", lambda c: c.get_dag_runs("nope")),
+    ("state", lambda c: c.get_dag_run_state("example_etl", "2025-07-02T00:00:00+00:00")),
+    ("state missing", lambda c: c.get_dag_run_state("example_etl", "2030-01-01T00:00:00")),
+    ("state bad", lambda c: c.get_dag_run_state("example_etl", "bad")),
+    ("task", lambda c: c.get_task("etl_nightly", "load")),
+    ("task unknown", lambda c: c.get_task("etl_nightly", "zzz")),
+    ("ti", lambda c: {k: v for k, v in c.get_task_instance(
+        "example_etl", "2025-07-02T00:00:00", "load").items() if k != "updated_at"}),
+    ("ti missing", lambda c: c.get_task_instance("example_etl", "2031-01-01", "load")),
+    ("pause", lambda c: c.pause_dag("example_etl")),
+    ("paused", lambda c: c.get_paused("example_etl")),
+    ("unpause", lambda c: c.unpause_dag("example_etl")),
+    ("pause unknown", lambda c: c.pause_dag("nope")),
+    ("latest", lambda c: c.latest_runs()),
+    ("pools", lambda c: c.get_pools()),
+    ("pool create", lambda c: c.create_pool("p1", 3, "three")),
+    ("pool update", lambda c: c.create_pool("p1", 4, "four")),
+    ("pool bad", lambda c: c.create_pool("", 4, "x")),
+    ("pool", lambda c: c.get_pool("p1")),
+    ("pool delete", lambda c: c.delete_pool("p1")),
+    ("pool missing", lambda c: c.get_pool("p1")),
+    ("pool default", lambda c: c.delete_pool("default_pool")),
+    ("pool ñ/space", lambda c: c.create_pool("a pool ñ", 1, "")),
+    ("pool get ñ/space", lambda c: c.get_pool("a pool ñ")),
+]
+
+
+def seeded_database(make_database: Callable[[str, str], str], flavor: str) -> str:
+    url = make_database(flavor, "sqlite")
+    store = Store.open(url)
+    seed_airflow_rows(store)
+    load_dags(store, example_dags_dir())
+    store.dispose()
+    return url
+
+
+@pytest.fixture
+def server(tmp_path: Path, flavor: str,
+           make_database: Callable[[str, str], str]) -> Iterator[tuple[str, str]]:
+    """A real ``api-plugin serve`` over a seeded database: (endpoint_url, database url)."""
+    url = seeded_database(make_database, flavor)
+    port = free_port()
+    env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
+           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(endpoint + "/api/experimental/test", proc)
+        yield endpoint, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_json_and_local_clients_agree(server: tuple[str, str], flavor: str,
+                                      make_database: Callable[[str, str], str]) -> None:
+    endpoint, _ = server
+    remote = JsonClient(endpoint)
+    local = LocalClient(Store.open(seeded_database(make_database, flavor)))
+    try:
+        for name, step in SCENARIO:
+            got_remote = outcome(lambda s=step: s(remote))  # type: ignore[misc]
+            got_local = outcome(lambda s=step: s(local))  # type: ignore[misc]
+            assert got_remote == got_local, name
+        assert outcome(lambda: remote.get_pool("zzz")) == ("error", 404,
+                                                           "Pool 'zzz' doesn't exist")
+        assert len(remote.get_dag_runs("example_etl")) == 4
+    finally:
+        remote.close()
+        local.close()
+
+
+def test_json_client_keeps_endpoint_prefix_and_reports_unreachable() -> None:
+    client = JsonClient("http://127.0.0.1:9/airflow")
+    assert client.base == "http://127.0.0.1:9/airflow/api/experimental"
+    with pytest.raises(ClientConnectionError):
+        client.test()
+
+
+def test_client_chosen_by_config_and_airflow_aliases(tmp_path: Path) -> None:
+    config = Config.load(tmp_path / "x.cfg", environ={}, cli__api_client=(
+        "airflow.api.client.json_client"), cli__endpoint_url="http://h:1/p")
+    client = get_client(config)
+    assert isinstance(client, JsonClient) and client.base == "http://h:1/p/api/experimental"
+    with pytest.raises(ValueError, match="unknown api_client"):
+        get_client(config, "rest")
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "api_plugin.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_session(server: tuple[str, str], tmp_path: Path) -> None:
+    """The README's CLI session: trigger a run and inspect it, over HTTP."""
+    endpoint, _ = server
+    env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
+           "API_PLUGIN__CLI__ENDPOINT_URL": endpoint}
+    done = run_cli("trigger", "example_etl", "--conf", '{"key": "value"}',
+                   "--exec-date", "2025-07-01T00:00:00+00:00", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1] == "execution_date  2025-07-01T00:00:00+00:00"
+    runs = run_cli("runs", "example_etl", "--json", env=env)
+    assert [r["run_id"] for r in json.loads(runs.stdout)] == [
+        "manual__2025-07-01T00:00:00+00:00"]
+    state = run_cli("state", "example_etl", "2025-07-01T00:00:00+00:00", env=env)
+    assert state.stdout.split() in (["state", "queued"], ["state", "running"])
+    ti = run_cli("task-instance", "example_etl", "2025-07-01T00:00:00+00:00", "load", "--json",
+                 env=env)
+    assert json.loads(ti.stdout)["priority_weight"] == "4"
+    missing = run_cli("state", "example_etl", "2030-01-01T00:00:00+00:00", env=env)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.strip() == ("error: Dag Run for date 2030-01-01T00:00:00+00:00 "
+                                      "not found in dag example_etl (HTTP 404)")
+    down = run_cli("test", "--endpoint-url", "http://127.0.0.1:9", env=env)
+    assert down.returncode == 3 and len(down.stderr.strip().splitlines()) == 1
+
+
+def test_not_found_is_the_same_exception_type() -> None:
+    assert isinstance(ApiError("x", 404), ApiError)
+    assert NotFound("a") == ApiError("a", 404)
