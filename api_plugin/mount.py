@@ -8,7 +8,9 @@ host WSGI app, leaving every other path to the host.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -53,6 +55,48 @@ def build_application(config: Config | None = None, **overrides: Any) -> WSGIApp
 def mount_into(host: WSGIApp, api: WSGIApp, prefix: str = "/api/experimental") -> WSGIApp:
     """``host`` with ``api`` answering under ``prefix``; SCRIPT_NAME/PATH_INFO kept right."""
     return DispatcherMiddleware(host, {prefix.rstrip("/"): api})
+
+
+def mount(host: WSGIApp, config: Config | None = None, *, prefix: str | None = None,
+          **overrides: Any) -> WSGIApp:
+    """One call for a host that builds its WSGI stack in code::
+
+        flask_app.wsgi_app = api_plugin.mount.mount(flask_app.wsgi_app)
+
+    The API (behind its configured auth stack) answers under ``prefix`` (default the
+    configured ``[api] prefix``); every other path goes to ``host`` untouched.
+    """
+    cfg = load_config(config, **overrides)
+    return mount_into(host, build_api(cfg), prefix or cfg.prefix)
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """What the ``wsgi_mounts`` entry-point group hands a host: a prefix and a builder."""
+
+    name: str
+    default_prefix: str
+    build: Callable[[], WSGIApp]
+
+
+def _build_from_environment() -> WSGIApp:
+    return build_api(Config.load())
+
+
+#: The object this package registers under the ``wsgi_mounts`` entry-point group.
+mount_spec = MountSpec("airflow_experimental_api", "/api/experimental", _build_from_environment)
+
+MOUNT_GROUP = "wsgi_mounts"
+
+
+def mount_entry_points(host: WSGIApp, group: str = MOUNT_GROUP) -> WSGIApp:
+    """Mount every plugin registered in ``group`` into ``host``, without importing any by
+    name: what a host does to find this API (and any other WSGI plugin of that group)."""
+    mounts: dict[str, WSGIApp] = {}
+    for entry_point in entry_points(group=group):
+        spec = entry_point.load()
+        mounts[spec.default_prefix.rstrip("/")] = spec.build()
+    return DispatcherMiddleware(host, mounts) if mounts else host
 
 
 def _embedded(config: Config) -> bool:

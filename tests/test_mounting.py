@@ -1,0 +1,169 @@
+"""The three ways users run the API: inside a host's process, standalone under gunicorn
+(module and Paste ini), and composed with other middleware — all through WebTest's PEP
+3333 lint or real processes over loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import webtest
+from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from api_plugin.auth.base import AuthMiddleware
+from api_plugin.auth.simple import DefaultBackend, DenyAllBackend
+from api_plugin.config import Config
+from api_plugin.mount import build_api, mount, mount_entry_points, mount_into
+from tests.test_clients import seeded_database
+from tests.test_serve import free_port, request, wait_until_up
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def db_url(make_database: Callable[[str, str], str]) -> str:
+    return seeded_database(make_database, "airflow2")
+
+
+@pytest.fixture
+def config(db_url: str, tmp_path: Path) -> Config:
+    return Config.load(tmp_path / "none.cfg", environ={}, database__sql_alchemy_conn=db_url)
+
+
+class EnvironSpy:
+    """Middleware that records the environ the API sees."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.seen = app, []  # type: list[dict[str, Any]]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        self.seen.append(dict(environ))
+        return self.app(environ, start_response)  # type: ignore[no-any-return]
+
+
+def flask_host() -> Flask:
+    host = Flask("host")
+
+    @host.route("/")
+    def index() -> str:
+        return "host index"
+
+    @host.route("/hello/<name>")
+    def hello(name: str) -> dict[str, str]:
+        return {"hello": name}
+
+    return host
+
+
+def test_flask_host_with_one_call_mount(config: Config) -> None:
+    host = flask_host()
+    host.wsgi_app = mount(host.wsgi_app, config)  # type: ignore[method-assign]
+    client = webtest.TestApp(host)
+    assert client.get("/").text == "host index"
+    assert client.get("/hello/bob").json == {"hello": "bob"}
+    assert client.get("/api/experimental/test").json == {"status": "OK"}
+    body = client.post_json("/api/experimental/dags/example_etl/dag_runs",
+                            {"execution_date": "2025-01-01T00:00:00"}).json
+    assert body["run_id"] == "manual__2025-01-01T00:00:00+00:00"
+    assert client.get("/api/experimental/nope", status=404).json["error"].startswith("Not found")
+    assert client.get("/nope", status=404).content_type == "text/html"  # the host's own 404
+
+
+def test_plain_host_under_its_own_mount_point(config: Config) -> None:
+    """The host itself mounted at /host: the API sees SCRIPT_NAME=/host/api/experimental
+    and renders its UI links under /host."""
+    def plain_host(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"plain " + environ["PATH_INFO"].encode()]
+
+    spy = EnvironSpy(build_api(config))
+    stack = DispatcherMiddleware(lambda e, s: [], {"/host": mount_into(plain_host, spy)})
+    client = webtest.TestApp(stack)
+    assert client.get("/host/other").text == "plain /other"
+    client.post_json("/host/api/experimental/dags/example_etl/dag_runs",
+                     {"execution_date": "2025-01-01T00:00:00"})
+    runs = client.get("/host/api/experimental/dags/example_etl/dag_runs").json
+    assert spy.seen[-1]["SCRIPT_NAME"] == "/host/api/experimental"
+    assert spy.seen[-1]["PATH_INFO"] == "/dags/example_etl/dag_runs"
+    assert runs[0]["dag_run_url"].startswith("/host/dags/example_etl/graph?execution_date=")
+    latest = client.get("/host/api/experimental/latest_runs").json["items"][0]
+    assert latest["dag_run_url"] == runs[0]["dag_run_url"]
+    assert client.get("/host/api/experimental/openapi.json").json["servers"] == [
+        {"url": "/host/api/experimental"}]
+
+
+def test_entry_point_group_mounts_without_importing_by_name(
+        config: Config, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN", db_url)
+    host = flask_host()
+    client = webtest.TestApp(mount_entry_points(host.wsgi_app))
+    assert client.get("/api/experimental/test").json == {"status": "OK"}
+    assert client.get("/hello/x").json == {"hello": "x"}
+
+
+@pytest.mark.parametrize("order", ["proxyfix-outside", "proxyfix-inside"])
+def test_middleware_composition_under_lint(config: Config, order: str) -> None:
+    spy = EnvironSpy(build_api(config.with_overrides(api__auth_backend="default")))
+    if order == "proxyfix-outside":
+        inner = AuthMiddleware(spy, [DefaultBackend()])
+        stack: Any = ProxyFix(mount_into(lambda e, s: [], inner), x_for=1)  # type: ignore[arg-type]
+    else:
+        stack = mount_into(lambda e, s: [],
+                           AuthMiddleware(ProxyFix(spy, x_for=1), [DefaultBackend()]))  # type: ignore[arg-type]
+    client = webtest.TestApp(stack, lint=True)
+    client.get("/api/experimental/test", headers={"X-Forwarded-For": "127.0.0.1"},
+               extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+    assert spy.seen[-1]["REMOTE_ADDR"] == "127.0.0.1"
+    client.head("/api/experimental/test", extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+    client.put("/api/experimental/test", status=405, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+
+
+def test_auth_stack_outside_the_mount(config: Config) -> None:
+    """An auth filter wrapped around the whole host protects the API and the host."""
+    stack = AuthMiddleware(mount(flask_host().wsgi_app, config), [DenyAllBackend()])
+    client = webtest.TestApp(stack)
+    assert client.get("/api/experimental/test", status=403).json == {"error": "Forbidden"}
+    assert client.get("/", status=403).json == {"error": "Forbidden"}
+
+
+def _gunicorn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "gunicorn", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(params=["module", "paste"])
+def gunicorn_server(request: pytest.FixtureRequest, db_url: str,
+                    tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
+           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": db_url}
+    target = (["api_plugin.wsgi:application"] if request.param == "module"
+              else ["--paste", str(REPO / "examples" / "paste.ini")])
+    proc = _gunicorn(["--bind", f"127.0.0.1:{port}", "--workers", "3", *target], env)
+    base = f"http://127.0.0.1:{port}/api/experimental"
+    try:
+        wait_until_up(base + "/test", proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_gunicorn_workers_share_one_database(gunicorn_server: str) -> None:
+    created = []
+    for day in range(1, 10):
+        status, body = request(gunicorn_server + "/dags/example_etl/dag_runs",
+                               {"execution_date": f"2025-01-0{day}T00:00:00"})
+        assert status == 200, body
+        created.append(body["run_id"])
+    for _ in range(6):  # whichever worker answers sees every run
+        status, runs = request(gunicorn_server + "/dags/example_etl/dag_runs")
+        assert [r["run_id"] for r in runs] == created
+    assert request(gunicorn_server.rsplit("/api/", 1)[0] + "/x")[0] == 404
