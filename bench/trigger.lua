@@ -1,0 +1,21 @@
+-- wrk script: every request triggers a new run (unique execution date per thread+count).
+local counter = 0
+local thread_id = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  thread_id = tonumber(tid) or 0
+end
+
+request = function()
+  counter = counter + 1
+  local secs = thread_id * 10000000 + counter
+  local date = os.date("!%Y-%m-%dT%H:%M:%S+00:00", 1735689600 + secs)
+  local body = '{"execution_date": "' .. date .. '", "run_id": "bench_' .. thread_id .. "_" .. counter .. '"}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
