@@ -85,6 +85,7 @@ def test_trigger_defaults(api: ApiHarness) -> None:
     else:
         assert loads_conf(run.conf) == {}
         assert run.run_type == "manual" and run.clear_number == 0 and run.queued_at
+        assert run.log_template_id == (1 if api.backend == "sqlite" else None)
         assert run.data_interval_end == when.replace(hour=0, minute=0, second=0)
     weights = {ti.task_id: ti.priority_weight for ti in tis}
     assert weights == {"extract": 6, "transform": 5, "load": 4, "report": 1}

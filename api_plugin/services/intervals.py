@@ -34,10 +34,33 @@ def manual_data_interval(
     if isinstance(schedule, timedelta):
         return run_after - schedule, run_after
     if isinstance(schedule, str):
+        if timezone == "UTC" and schedule in _FAST_PRESETS:
+            return _FAST_PRESETS[schedule](run_after)
         expression = CRON_PRESETS.get(schedule, schedule)
         if croniter.is_valid(expression):
             return _cron_interval(expression, run_after, timezone)
     return run_after, run_after
+
+
+def _daily(at: datetime) -> tuple[datetime, datetime]:
+    end = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return end - timedelta(days=1), end
+
+
+def _hourly(at: datetime) -> tuple[datetime, datetime]:
+    end = at.replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=1), end
+
+
+def _weekly(at: datetime) -> tuple[datetime, datetime]:
+    midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = midnight - timedelta(days=(midnight.weekday() + 1) % 7)  # back to Sunday
+    return end - timedelta(days=7), end
+
+
+#: Presets computed directly in UTC: the same answers as croniter, without its cost on
+#: the trigger path (they are what most DAGs use).
+_FAST_PRESETS = {"@daily": _daily, "@hourly": _hourly, "@weekly": _weekly}
 
 
 def _cron_interval(

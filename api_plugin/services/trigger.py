@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, text
+from sqlalchemy import column, func, insert, or_, select, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -96,17 +96,28 @@ def trigger_dag_run(store: Store, request: TriggerRequest) -> dict[str, str]:
     if request.replace_microseconds:
         when = when.replace(microsecond=0)
     run_id = request.run_id or f"manual__{when.isoformat()}"
+    # Everything that needs no lock is done before the write transaction, which then
+    # only checks for a duplicate and inserts: writers queue for as short as possible.
+    with store.read() as conn:
+        spec = require_dag_spec(store, conn, request.dag_id)
+    _check_start_date(spec, when)
+    run_row = _run_row(store, spec, run_id, when, request.conf, now)
+    ti_table = store.tables.task_instance
+    ti_rows = [{k: v for k, v in row.items() if k in ti_table.c}
+               for row in task_instance_rows(store.flavor, spec, run_id, when)]
     try:
+        # Optimistic: the unique constraints on (dag_id, run_id) and (dag_id,
+        # execution_date) that both Airflow schemas have decide duplicates, atomically.
         with store.write() as conn:
-            spec = require_dag_spec(store, conn, request.dag_id)
-            _check_start_date(spec, when)
-            _refuse_duplicate(store, conn, request.dag_id, run_id, when)
-            row = _insert_run(store, conn, spec, run_id, when, request.conf, now)
-            _insert_task_instances(store, conn, spec, run_id, when)
+            conn.execute(insert(store.tables.dag_run).values(**run_row))
+            if ti_rows:
+                conn.execute(insert(ti_table), ti_rows)
     except IntegrityError:
-        # A concurrent trigger won the race between our check and our insert.
-        raise _duplicate_error(store, request.dag_id, run_id, when) from None
-    message = _created_message(store, request.dag_id, run_id, when, defaulted, row)
+        with store.read() as conn:
+            if _run_exists(store, conn, request.dag_id, run_id, when):
+                raise _duplicate_error(store, request.dag_id, run_id, when) from None
+        raise
+    message = _created_message(store, request.dag_id, run_id, when, defaulted, run_row)
     return {"message": message, "execution_date": when.isoformat(), "run_id": run_id}
 
 
@@ -125,28 +136,27 @@ def _duplicate_error(store: Store, dag_id: str, run_id: str, when: datetime) -> 
     return Conflict(f"A DAG Run already exists for DAG {dag_id} at {when} with run id {run_id}")
 
 
-def _refuse_duplicate(
+def _run_exists(
     store: Store, conn: Connection, dag_id: str, run_id: str, when: datetime
-) -> None:
+) -> bool:
     dr = store.tables.dag_run
     clash = conn.execute(
         select(dr.c.id)
         .where(dr.c.dag_id == dag_id, or_(dr.c.run_id == run_id, dr.c.execution_date == when))
         .limit(1)
     ).first()
-    if clash is not None:
-        raise _duplicate_error(store, dag_id, run_id, when)
+    return clash is not None
 
 
-def _insert_run(
+def _run_row(
     store: Store,
-    conn: Connection,
     spec: DagSpec,
     run_id: str,
     when: datetime,
     conf: dict[str, Any] | None,
     now: datetime,
 ) -> dict[str, Any]:
+    """The dag_run row Airflow's ``create_dagrun`` writes for the flavor."""
     dr = store.tables.dag_run
     values: dict[str, Any] = {
         "dag_id": spec.dag_id,
@@ -170,25 +180,12 @@ def _insert_run(
             updated_at=now,
             clear_number=0,
         )
-        if store.has_log_template and "log_template_id" in dr.c:
-            values["log_template_id"] = conn.execute(
-                text("SELECT max(id) FROM log_template")
-            ).scalar()
-    values = {k: v for k, v in values.items() if k in dr.c}
-    conn.execute(insert(dr).values(**values))
-    return values
-
-
-def _insert_task_instances(
-    store: Store, conn: Connection, spec: DagSpec, run_id: str, when: datetime
-) -> None:
-    ti = store.tables.task_instance
-    rows = [
-        {k: v for k, v in row.items() if k in ti.c}
-        for row in task_instance_rows(store.flavor, spec, run_id, when)
-    ]
-    if rows:
-        conn.execute(insert(ti), rows)
+        if store.has_log_template:  # the newest template, read by the INSERT itself
+            values["log_template_id"] = (
+                select(func.max(column("id"))).select_from(table("log_template"))
+                .scalar_subquery()
+            )
+    return {k: v for k, v in values.items() if k in dr.c}
 
 
 def task_instance_rows(

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from api_plugin.store.engine import make_engine
 from api_plugin.store.flavor import detect_flavor, inspect_schema
+from api_plugin.store.locking import hold, writer_lock_for
 from api_plugin.store.serialized import DagSpec, load_document, parse_dag
 from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, Tables, build_tables
 
@@ -38,6 +39,10 @@ class Store:
         self.schema = schema
         self._dags: dict[str, DagSpec] = {}
         self._dags_lock = threading.Lock()
+        url = engine.url
+        self._writer_lock = (
+            writer_lock_for(url.database) if url.get_backend_name() == "sqlite" else None
+        )
 
     @classmethod
     def open(cls, url: str, *, create: bool = False) -> Store:
@@ -75,7 +80,9 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A connection inside a write transaction (SQLite: the write lock up front)."""
-        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+        with hold(self._writer_lock), self.engine.connect().execution_options(
+            immediate=True
+        ) as conn, conn.begin():
             yield conn
 
     def dag_spec(self, conn: Connection, dag_id: str, dag_hash: str | None) -> DagSpec | None:
