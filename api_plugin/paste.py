@@ -82,4 +82,4 @@ def proxy_fix_filter_factory(app: WSGIApp, global_conf: dict[str, Any],
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     counts = {k: int(v) for k, v in local_conf.items() if k.startswith("x_")}
-    return ProxyFix(app, **counts)  # type: ignore[arg-type]
+    return ProxyFix(app, **counts)
