@@ -62,7 +62,7 @@ def run_gunicorn(config: Config, bind: str, workers: int) -> None:
     options = {
         "bind": bind,
         "workers": workers,
-        "worker_class": "sync",
+        "worker_class": "api_plugin.gunicorn_worker.JsonErrorWorker",
         "accesslog": config.get("webserver", "access_logfile") or "-",
         "access_log_format": '%(h)s %({REMOTE_USER}e)s "%(r)s" %(s)s %(b)s %(M)sms',
         "timeout": config.getint("webserver", "worker_timeout", 60),

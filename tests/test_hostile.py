@@ -1,0 +1,181 @@
+"""Hostile input against a real server process: schemathesis drives generated and
+malformed requests from the served OpenAPI document, then targeted attacks. No 5xx, no
+HTML, every error JSON, and nothing changes on a refused request."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from sqlalchemy import update
+
+from api_plugin.store import Store
+from tests.test_clients import seeded_database
+from tests.test_serve import free_port, wait_until_up
+
+SEEN = {"requests": 0, "5xx": 0}
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(base URL, database URL) of ``api-plugin serve`` over a seeded airflow2 database."""
+    from conftest import _create_sqlite_schema
+
+    folder = tmp_path_factory.mktemp("hostile")
+    path = folder / "airflow.db"
+    _create_sqlite_schema(path, "airflow2")
+    url = f"sqlite:///{path}"
+    seeded_database(lambda flavor, backend: url, "airflow2")
+    port = free_port()
+    env = {**os.environ, "API_PLUGIN_CONFIG": str(folder / "none.cfg"),
+           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base + "/api/experimental/test", proc)
+        yield base, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def openapi_schema(live_server: tuple[str, str]) -> Any:
+    base, _ = live_server
+    return schemathesis.openapi.from_url(base + "/api/experimental/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("openapi_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_generated_requests_never_fail_the_server(case: Any) -> None:
+    response = case.call(timeout=10)
+    SEEN["requests"] += 1
+    SEEN["5xx"] += response.status_code >= 500
+    assert response.status_code < 500, (case.path, case.body, response.text)
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    content_type = headers.get("content-type", "")
+    if isinstance(content_type, list):
+        content_type = content_type[0] if content_type else ""
+    if case.operation.path != "/dags/{dag_id}/code" or response.status_code != 200:
+        assert content_type == "application/json", (case.path, response.status_code,
+                                                     response.request.method, headers)
+        assert response.text == "" or isinstance(response.json(), dict | list)
+    assert "<html" not in response.text.lower()
+
+
+def raw(base: str, method: str, path: str, body: bytes = b"",
+        headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        conn.close()
+
+
+PREFIX = "/api/experimental"
+TARGETED: list[tuple[str, str, bytes, set[int]]] = [
+    ("POST", "/dags/example_etl/dag_runs", b'{"conf": "' + b"x" * (2 << 20) + b'"}', {413}),
+    ("POST", "/dags/example_etl/dag_runs", b"[" * 50_000 + b"]" * 50_000, {400}),
+    ("POST", "/dags/example_etl/dag_runs", b'{"conf": {"a": "\xff\xfe"}}', {400}),
+    ("POST", "/dags/example_etl/dag_runs", b'{"execution_date": "9999-12-31T23:59:59-23:59"}',
+     {400}),
+    ("POST", "/dags/example_etl/dag_runs", b'{"execution_date": "0001-01-01T00:00:00+14:00"}',
+     {400}),
+    ("POST", "/dags/example_etl/dag_runs", b'{"execution_date": 1e309}', {400}),
+    ("POST", "/dags/example_etl/dag_runs", b'{"run_id": {"$ne": 1}}', {400}),
+    ("GET", "/dags/..%2F..%2Fetc%2Fpasswd/dag_runs", b"", {400, 404}),
+    ("GET", "/dags/../../etc/passwd", b"", {404}),
+    ("GET", "/dags/x'%20OR%201=1--/dag_runs", b"", {400}),
+    ("GET", "/dags/example_etl'%3B%20DROP%20TABLE%20dag_run%3B--/paused", b"", {404}),
+    ("GET", "/pools/default_pool'%20OR%20'1'='1", b"", {404}),
+    ("POST", "/pools", b'{"name": "p", "slots": 99999999999999999999, "description": ""}',
+     {400}),
+    ("POST", "/pools", b'{"name": "p", "slots": -5, "description": ""}', {400}),
+    ("POST", "/pools", b'{"name": "p", "slots": "1; DROP TABLE slot_pool", "description": ""}',
+     {400}),
+    ("POST", "/pools", b'{"name": "' + b"n" * 300 + b'", "slots": 1, "description": ""}', {400}),
+    ("GET", "/dags/example_etl/dag_runs?limit=99999999999999999999", b"", {400}),
+    ("GET", "/dags/example_etl/dag_runs/" + "9" * 3000, b"", {400}),
+    ("GET", "/dags/example_etl/dag_runs/" + "9" * 9000, b"", {414, 400}),
+    ("GET", "/dags/example_etl/dag_runs/%00", b"", {400}),
+    ("DELETE", "/test", b"", {405}),
+    ("TRACE", "/test", b"", {405}),
+]
+
+
+@pytest.mark.parametrize("method,path,body,expected", TARGETED,
+                         ids=[f"{m} {p[:40]}" for m, p, _, _ in TARGETED])
+def test_targeted_attacks(live_server: tuple[str, str], method: str, path: str, body: bytes,
+                          expected: set[int]) -> None:
+    base, _ = live_server
+    before = [raw(base, "GET", PREFIX + p)[2] for p in ("/pools", "/dags/example_etl/dag_runs")]
+    status, content_type, payload = raw(base, method, PREFIX + path, body,
+                                        {"Content-Type": "application/json"})
+    assert status in expected, payload[:300]
+    assert content_type == "application/json"
+    assert "error" in json.loads(payload)
+    after = [raw(base, "GET", PREFIX + p)[2] for p in ("/pools", "/dags/example_etl/dag_runs")]
+    assert after == before  # a refused request changes nothing
+
+
+def test_oversized_headers_get_json_from_gunicorn_itself(live_server: tuple[str, str]) -> None:
+    base, _ = live_server
+    status, content_type, payload = raw(base, "GET", PREFIX + "/test",
+                                        headers={"X-Big": "b" * 10_000})
+    assert status in (400, 431) and content_type == "application/json"
+    assert json.loads(payload)["error"]
+    headers = {f"X-H{i}": "v" for i in range(200)}
+    status, content_type, _ = raw(base, "GET", PREFIX + "/test", headers=headers)
+    assert status in (400, 431) and content_type == "application/json"
+
+
+def test_generated_request_count(capsys: pytest.CaptureFixture[str]) -> None:
+    """Reports how many generated requests the server answered (for the closing notes)."""
+    with capsys.disabled():
+        print(f"\nschemathesis: {SEEN['requests']} generated requests, {SEEN['5xx']} 5xx")
+    assert SEEN["requests"] >= 1000 and SEEN["5xx"] == 0
+
+
+class Exploit:
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[str]]:
+        return (os.system, ("touch /tmp/api_plugin_pwned",))
+
+
+def test_a_pickled_conf_that_runs_code_is_never_executed(live_server: tuple[str, str],
+                                                         tmp_path: Path) -> None:
+    base, url = live_server
+    marker = Path("/tmp/api_plugin_pwned")
+    marker.unlink(missing_ok=True)
+    status, _, _ = raw(base, "POST", PREFIX + "/dags/example_etl/dag_runs",
+                       b'{"execution_date": "2025-09-09T00:00:00"}')
+    assert status == 200
+    store = Store.open(url)
+    try:
+        with store.write() as conn:
+            conn.execute(update(store.tables.dag_run).values(conf=pickle.dumps(Exploit())))
+    finally:
+        store.dispose()
+    for path in ["/dags/example_etl/dag_runs", "/dags/example_etl/dag_runs/2025-09-09T00:00:00",
+                 "/dags/example_etl/dag_runs/2025-09-09T00:00:00/tasks/load", "/latest_runs"]:
+        status, _, _ = raw(base, "GET", PREFIX + path)
+        assert status == 200
+    assert not marker.exists()
