@@ -158,7 +158,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
                           capture_output=True, text=True, timeout=60)
 
 
-def test_cli_session(server: tuple[str, str], tmp_path: Path) -> None:
+def test_cli_session(server: tuple[str, str], tmp_path: Path, flavor: str) -> None:
     """The README's CLI session: trigger a run and inspect it, over HTTP."""
     endpoint, _ = server
     env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
@@ -177,7 +177,8 @@ def test_cli_session(server: tuple[str, str], tmp_path: Path) -> None:
     assert json.loads(ti.stdout)["priority_weight"] == "4"
     missing = run_cli("state", "example_etl", "2030-01-01T00:00:00+00:00", env=env)
     assert missing.returncode == 1 and missing.stdout == ""
-    assert missing.stderr.strip() == ("error: Dag Run for date 2030-01-01T00:00:00+00:00 "
+    shown = "2030-01-01T00:00:00+00:00" if flavor == "airflow1" else "2030-01-01 00:00:00+00:00"
+    assert missing.stderr.strip() == (f"error: Dag Run for date {shown} "
                                       "not found in dag example_etl (HTTP 404)")
     down = run_cli("test", "--endpoint-url", "http://127.0.0.1:9", env=env)
     assert down.returncode == 3 and len(down.stderr.strip().splitlines()) == 1

@@ -110,7 +110,8 @@ def test_trigger_conf_object_and_offset_date(api: ApiHarness) -> None:
     if api.flavor == AIRFLOW1:
         assert "@ 2025-07-01T06:30:00+02:00: " in body["message"]
     else:
-        assert "@ 2025-07-01 04:30:00+00:00: " in body["message"]
+        # Airflow 2.10 writes the parsed date with str(), keeping the client's offset.
+        assert "@ 2025-07-01 06:30:00+02:00: " in body["message"]
     runs = ok(api.get("/dags/example_etl/dag_runs"))
     assert runs[0]["execution_date"] == "2025-07-01T04:30:00+00:00"
     state = ok(api.get("/dags/example_etl/dag_runs/2025-07-01T04:30:00Z"))
@@ -218,11 +219,11 @@ def test_run_list_shape_order_and_filters(api: ApiHarness) -> None:
     if api.flavor == AIRFLOW1:
         assert first["start_date"] != ""
         assert first["dag_run_url"] == ("/admin/airflow/graph?dag_id=example_etl&execution_date="
-                                        "2025-01-01T00%3A00%3A00%2B00%3A00")
+                                        "2025-01-01+00%3A00%3A00%2B00%3A00")
     else:
         assert first["start_date"] == ""
         assert first["dag_run_url"] == ("/dags/example_etl/graph?execution_date="
-                                        "2025-01-01T00%3A00%3A00%2B00%3A00")
+                                        "2025-01-01+00%3A00%3A00%2B00%3A00")
     state = first["state"]
     assert len(ok(api.get(f"/dags/example_etl/dag_runs?state={state}"))) == 3
     assert ok(api.get("/dags/example_etl/dag_runs?state=nonsense")) == []
@@ -248,8 +249,9 @@ def test_run_state(api: ApiHarness) -> None:
     assert ok(api.get("/dags/example_etl/dag_runs/2025-04-01T00:00:00")) == {"state": expected}
     assert ok(api.get("/dags/example_etl/dag_runs/2025-04-01T02:00:00+02:00")) == {
         "state": expected}
+    shown = "2025-04-02T00:00:00+00:00" if api.flavor == AIRFLOW1 else "2025-04-02 00:00:00+00:00"
     assert error(api.get("/dags/example_etl/dag_runs/2025-04-02T00:00:00"), 404) == (
-        "Dag Run for date 2025-04-02T00:00:00+00:00 not found in dag example_etl")
+        f"Dag Run for date {shown} not found in dag example_etl")
     assert error(api.get("/dags/nope/dag_runs/2025-04-01T00:00:00"), 404) == (
         "Dag id nope not found in DagModel")
     assert error(api.get("/dags/example_etl/dag_runs/yesterday"), 400) == BAD_DATE.format(
@@ -306,10 +308,12 @@ def test_task_instance(api: ApiHarness) -> None:
 def test_task_instance_errors(api: ApiHarness) -> None:
     ok(trigger(api, "etl_nightly", execution_date="2025-01-01T00:00:00"))
     base = "/dags/etl_nightly/dag_runs"
+    shown = "2025-01-01T00:00:00+00:00" if api.flavor == AIRFLOW1 else "2025-01-01 00:00:00+00:00"
     assert error(api.get(f"{base}/2025-01-01T00:00:00/tasks/load"), 404) == (
-        "Task load instance for date 2025-01-01T00:00:00+00:00 not found")
+        f"Task load instance for date {shown} not found")
     assert error(api.get(f"{base}/2025-01-02T00:00:00/tasks/load"), 404) == (
-        "Dag Run for date 2025-01-02T00:00:00+00:00 not found in dag etl_nightly")
+        f"Dag Run for date {shown.replace('01 00', '02 00').replace('01T00', '02T00')} "
+        "not found in dag etl_nightly")
     assert error(api.get(f"{base}/2025-01-01T00:00:00/tasks/zzz"), 404) == (
         "Task zzz not found in dag etl_nightly")
     assert error(api.get("/dags/nope/dag_runs/2025-01-01T00:00:00/tasks/load"), 404) == (
@@ -398,7 +402,8 @@ def test_info_code_openapi(api: ApiHarness) -> None:
 def test_delete_dag(api: ApiHarness) -> None:
     ok(trigger(api, execution_date="2025-01-01T00:00:00"))
     body = ok(api.delete("/dags/example_etl"))
-    assert body["count"] == 1 + 4 + 1 + 1  # run, task instances, serialized, dag
+    # run, task instances, dag; serialized_dag goes too but, as in Airflow, uncounted
+    assert body["count"] == 1 + 4 + 1
     assert body["message"] == f"Removed {body['count']} record(s)"
     assert error(api.get("/dags/example_etl/paused"), 404)
     assert error(api.delete("/dags/example_etl"), 404) == "Dag id example_etl not found"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from api_plugin.dates import isoformat
+from api_plugin.dates import to_utc
 from api_plugin.errors import NotFound
 from api_plugin.store import AIRFLOW1, DagSpec, Store
 
@@ -38,9 +38,20 @@ def require_dag_spec(store: Store, conn: Connection, dag_id: str) -> DagSpec:
     return spec
 
 
+def shown_date(store: Store, when: datetime) -> str:
+    """A date inside an error text, as the flavor's webserver writes it there.
+
+    Both references format the parsed request date with ``str()``: Airflow 2 parses
+    with pendulum 3, whose ``str()`` puts a space between date and time; Airflow 1.10's
+    pendulum 1 wrote ISO 8601 with a ``T``. The client's offset is kept either way.
+    """
+    return when.isoformat() if store.flavor == AIRFLOW1 else str(when)
+
+
 def dag_run_url(store: Store, dag_id: str, execution_date: datetime | None, base: str = "") -> str:
-    """The Airflow UI link of a run, as the flavor's webserver builds it."""
-    when = quote(isoformat(execution_date), safe="")
+    """The Airflow UI link of a run, as Flask's ``url_for`` builds it in the reference:
+    the stored (UTC) date through ``str()``, form-encoded (space as ``+``)."""
+    when = quote_plus(str(to_utc(execution_date)) if execution_date else "None", safe="")
     if store.flavor == AIRFLOW1:
         return f"{base}/admin/airflow/graph?dag_id={quote(dag_id, safe='')}&execution_date={when}"
     return f"{base}/dags/{quote(dag_id, safe='')}/graph?execution_date={when}"
@@ -56,7 +67,10 @@ def py_str(value: Any) -> str:
         return value
     if value is None or isinstance(value, bool | int | float | datetime | timedelta):
         return str(value)
-    if isinstance(value, list | tuple | set | frozenset | dict):
+    if isinstance(value, set | frozenset):
+        # A set's str() order depends on the process's hash seed: sort it.
+        return "{" + ", ".join(sorted(map(repr, value))) + "}" if value else "set()"
+    if isinstance(value, list | tuple | dict):
         text = str(value)
         return text if " at 0x" not in text else repr(type(value).__name__)
     text = str(value)

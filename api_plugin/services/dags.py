@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import MetaData, delete, func, select, update
 
 from api_plugin.errors import BadRequest, Conflict, NotFound
 from api_plugin.services.common import dag_not_in_model
 from api_plugin.store import Store
-
-_RUNNING_STATES = ("running", "queued", "scheduled", "up_for_retry", "up_for_reschedule",
-                   "deferred", "restarting")
 
 
 def parse_paused(value: Any) -> bool:
@@ -54,27 +51,39 @@ def get_dag_code(store: Store, dag_id: str) -> str:
             .limit(1)
         ).first()
     if row is None:
-        raise NotFound(f"Dag id {dag_id} not found")
+        raise dag_not_in_model(dag_id)
     if row.source_code is None:
         raise NotFound(f"No source code stored for dag {dag_id}")
     return str(row.source_code)
 
 
 def delete_dag(store: Store, dag_id: str) -> dict[str, Any]:
-    """Remove every row of the DAG from the DAG tables, unless tasks are still running."""
+    """Remove the DAG's rows from every table that has a ``dag_id``, as Airflow does.
+
+    The tables are found by reflection at delete time (a rare operation), so rows in
+    tables the plugin never reads (tags, XComs, rendered fields, warnings...) go too.
+    Like Airflow, the count leaves out ``serialized_dag`` (removed first) and ``log``
+    (kept for the audit trail); children are deleted before parents so that no row is
+    removed silently by a foreign key cascade.
+    """
     t = store.tables
     with store.write() as conn:
         if conn.execute(select(t.dag.c.dag_id).where(t.dag.c.dag_id == dag_id)).first() is None:
             raise NotFound(f"Dag id {dag_id} not found")
         running = conn.execute(
             select(func.count()).select_from(t.task_instance).where(
-                t.task_instance.c.dag_id == dag_id,
-                t.task_instance.c.state.in_(("running", "queued", "restarting")),
-            )
+                t.task_instance.c.dag_id == dag_id, t.task_instance.c.state == "running")
         ).scalar_one()
         if running:
-            raise Conflict(f"Dag id {dag_id} is still running")
+            raise Conflict(f"Dag id {dag_id} has task instances still running")
+        conn.execute(delete(t.serialized_dag).where(t.serialized_dag.c.dag_id == dag_id))
+        metadata = MetaData()
+        metadata.reflect(conn)
         count = 0
-        for table in (t.task_instance, t.dag_run, t.serialized_dag, t.dag):
-            count += conn.execute(delete(table).where(table.c.dag_id == dag_id)).rowcount
+        for table in reversed(metadata.sorted_tables):
+            if "dag_id" in table.c and table.name not in _NOT_COUNTED:
+                count += conn.execute(delete(table).where(table.c.dag_id == dag_id)).rowcount
     return {"message": f"Removed {count} record(s)", "count": count}
+
+
+_NOT_COUNTED = frozenset({"log", "serialized_dag"})

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from api_plugin.dates import isoformat, parse_datetime
 from api_plugin.errors import BadRequest, NotFound
-from api_plugin.services.common import dag_not_in_model, dag_run_url
+from api_plugin.services.common import dag_not_in_model, dag_run_url, shown_date
 from api_plugin.store import Store
 
 MAX_PAGE = 10_000
@@ -90,12 +90,12 @@ def get_dag_run_state(store: Store, dag_id: str, execution_date: Any) -> dict[st
     if row.sd_dag_id is None:
         raise NotFound(f"Dag id {dag_id} not found")
     if row.run_pk is None:
-        raise run_not_found(dag_id, when)
+        raise run_not_found(store, dag_id, when)
     return {"state": row.state}
 
 
-def run_not_found(dag_id: str, when: Any) -> NotFound:
-    return NotFound(f"Dag Run for date {when.isoformat()} not found in dag {dag_id}")
+def run_not_found(store: Store, dag_id: str, when: Any) -> NotFound:
+    return NotFound(f"Dag Run for date {shown_date(store, when)} not found in dag {dag_id}")
 
 
 def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:

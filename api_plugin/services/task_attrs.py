@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from api_plugin.store import AIRFLOW1, DagSpec
-from api_plugin.store.serialized import TaskSpec
+from api_plugin.store.serialized import TaskSpec, decode_task_field
 
 _COMMON_DEFAULTS: dict[str, Any] = {
     "owner": "airflow",
@@ -68,9 +68,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_active_tis_per_dagrun": None,
         "multiple_outputs": False,
         "map_index_template": None,
-        "is_setup": False,
-        "is_teardown": False,
-        "on_failure_fail_dagrun": False,
+        "operator_extra_links": (),
         "template_fields_renderers": {},
         "start_trigger_args": None,
         "start_from_trigger": False,
@@ -81,6 +79,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 #: Serialized names that are not attributes of the same name on a live operator.
 _RENAMED = {"_downstream_task_ids": "downstream_task_ids", "_inlets": "inlets",
             "_outlets": "outlets"}
+
+#: Serialized names that Airflow 2 keeps behind properties (``_is_setup``...), so that
+#: ``vars(task)`` minus private names does not show them.
+_PROPERTIES = frozenset({"is_setup", "is_teardown", "on_failure_fail_dagrun"})
+
+#: Objects Airflow 2 holds in these attributes, shown as their repr without the memory
+#: address (SPEC §7.5).
+_WEIGHT_STRATEGIES = {
+    "downstream": "_DownstreamPriorityWeightStrategy",
+    "upstream": "_UpstreamPriorityWeightStrategy",
+    "absolute": "_AbsolutePriorityWeightStrategy",
+}
+_TASK_GROUP = "<airflow.utils.task_group.TaskGroup object>"
 
 
 def task_attributes(flavor: str, spec: DagSpec, task: TaskSpec) -> dict[str, Any]:
@@ -94,6 +105,26 @@ def task_attributes(flavor: str, spec: DagSpec, task: TaskSpec) -> dict[str, Any
     attrs["task_id"] = task.task_id
     attrs["downstream_task_ids"] = set(task.downstream)
     attrs["upstream_task_ids"] = set(task.upstream)
+    for name in ("start_date", "end_date"):
+        if attrs.get(name) is None and name not in task.fields:
+            attrs[name] = _dag_date(spec, name)
     if flavor == AIRFLOW1:
         attrs["inlets"], attrs["outlets"] = [], []
+        return attrs
+    for name in _PROPERTIES:
+        attrs.pop(name, None)
+    # Templated fields the operator left unset still exist on it, as None.
+    for name in attrs.get("template_fields") or ():
+        attrs.setdefault(name, None)
+    rule = str(attrs.get("weight_rule") or "downstream")
+    if rule in _WEIGHT_STRATEGIES:
+        attrs["weight_rule"] = (
+            f"<airflow.task.priority_strategy.{_WEIGHT_STRATEGIES[rule]} object>")
+    attrs["task_group"] = _TASK_GROUP
     return attrs
+
+
+def _dag_date(spec: DagSpec, name: str) -> Any:
+    """The DAG's own start or end date, which a task without one inherits."""
+    value = spec.data.get(name)
+    return decode_task_field(name, value) if value is not None else None

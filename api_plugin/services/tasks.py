@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from api_plugin.dates import parse_datetime
 from api_plugin.errors import NotFound
-from api_plugin.services.common import dag_not_in_model, py_str, require_dag_spec
+from api_plugin.services.common import dag_not_in_model, py_str, require_dag_spec, shown_date
 from api_plugin.services.runs import run_not_found
 from api_plugin.services.task_attrs import task_attributes
 from api_plugin.store import AIRFLOW1, Store
@@ -73,10 +73,10 @@ def get_task_instance(
     if task_id not in spec.tasks:
         raise task_not_found(dag_id, task_id)
     if head.run_pk is None:
-        raise run_not_found(dag_id, when)
+        raise run_not_found(store, dag_id, when)
     mapping = head._mapping
     if mapping["ti__task_id"] is None:
-        raise NotFound(f"Task {task_id} instance for date {when.isoformat()} not found")
+        raise NotFound(f"Task {task_id} instance for date {shown_date(store, when)} not found")
     columns = {c.name: mapping[f"ti__{c.name}"] for c in ti.c}
     if store.flavor == AIRFLOW1:
         columns["test_mode"] = False
@@ -85,6 +85,9 @@ def get_task_instance(
     columns["executor_config"] = _executor_config(columns.get("executor_config"))
     columns.pop("task_display_name", None)
     columns["dag_run"] = _run_repr(mapping)
+    # Attributes Airflow 2's TaskInstance object carries beside its columns.
+    columns["rendered_task_instance_fields"] = None
+    columns["test_mode"] = False
     return {key: py_str(value) for key, value in columns.items()}
 
 

@@ -255,7 +255,7 @@ def _created_message(
         shown = str(to_utc(when)) if defaulted else when.isoformat()
         return f"Created <DagRun {dag_id} @ {shown}: {run_id}, externally triggered: True>"
     return (
-        f"Created <DagRun {dag_id} @ {to_utc(when)}: {run_id}, state:queued, "
+        f"Created <DagRun {dag_id} @ {when}: {run_id}, state:queued, "
         f"queued_at: {row.get('queued_at')}. externally triggered: True>"
     )
 
