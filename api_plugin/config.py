@@ -26,6 +26,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "allow_open_api": "False",
         "max_body_bytes": str(1024 * 1024),
         "password_cache_seconds": "60",
+        "auth_failures_per_minute": "20",
         "basic_realm": "api_plugin",
     },
     "webserver": {"bind": "127.0.0.1:8080", "workers": "2"},

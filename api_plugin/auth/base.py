@@ -23,7 +23,7 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
-_REASONS = {401: "401 UNAUTHORIZED", 403: "403 FORBIDDEN"}
+_REASONS = {401: "401 UNAUTHORIZED", 403: "403 FORBIDDEN", 429: "429 TOO MANY REQUESTS"}
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ def build_backends(config: Config, user_lookup: UserLookup | None = None) -> lis
                 user_lookup,
                 realm=config.get("api", "basic_realm") or "api_plugin",
                 cache_seconds=config.getfloat("api", "password_cache_seconds", 60.0),
+                failures_per_minute=config.getint("api", "auth_failures_per_minute", 20),
             ))
         else:
             from api_plugin.auth.kerberos import KerberosBackend

@@ -4,7 +4,9 @@ Every check costs the same: an unknown user is verified against a dummy hash of 
 same kind, so timing does not tell which usernames exist. A success is remembered for
 ``cache_seconds`` under a keyed digest of the credentials (never the password itself),
 so a busy client is not charged one bcrypt per request; a changed password stops
-working at most ``cache_seconds`` later. Failures are never cached.
+working at most ``cache_seconds`` later. Failures are never cached, and each client
+address has a budget of failures per minute (``throttle.py``) past which it is answered
+429 without hashing, so guessing passwords cannot tie up the workers.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from api_plugin.auth.base import (
     WSGIApp,
 )
 from api_plugin.auth.hashes import is_bcrypt, verify_password
+from api_plugin.auth.throttle import FailureThrottle
 
 MAX_HEADER = 8192
 CACHE_SIZE = 1024
@@ -45,19 +48,29 @@ def hash_kind(stored_hash: str) -> str:
 
 
 def dummy_hash(kind: str) -> str:
-    """A real hash of a random secret with the same algorithm and cost as ``kind``."""
-    secret = os.urandom(24).hex()
+    """A hash of the same algorithm and cost as ``kind`` that no password matches.
+
+    It is assembled from random salt and digest rather than computed, so making it costs
+    nothing: checking a password against it costs exactly what checking a real hash of
+    that kind costs, which is the point.
+    """
     if kind.startswith("$2"):
         import bcrypt
 
         rounds = int(kind[4:6]) if kind[4:6].isdigit() else 12
-        return bcrypt.hashpw(secret.encode(), bcrypt.gensalt(rounds, kind[1:3].encode())).decode()
+        salt = bcrypt.gensalt(rounds, kind[1:3].encode()).decode()  # no hashing involved
+        alphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+        return salt + "".join(alphabet[b % 64] for b in os.urandom(31))
+    method = kind.split(":", 1)[0]
+    if method in ("pbkdf2", "scrypt"):
+        digest_bytes = 64 if method == "scrypt" else 32
+        return f"{kind}${os.urandom(8).hex()}${os.urandom(digest_bytes).hex()}"
     from werkzeug.security import generate_password_hash
 
     try:
-        return generate_password_hash(secret, method=kind)
+        return generate_password_hash(os.urandom(24).hex(), method=kind)
     except (ValueError, TypeError):
-        return generate_password_hash(secret, method=DEFAULT_HASH_KIND)
+        return generate_password_hash(os.urandom(24).hex(), method=DEFAULT_HASH_KIND)
 
 
 class PasswordBackend:
@@ -67,16 +80,22 @@ class PasswordBackend:
 
     def __init__(self, lookup: UserLookup, *, realm: str = "api_plugin",
                  cache_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 verify: Callable[[str, str], bool] = verify_password) -> None:
+                 verify: Callable[[str, str], bool] = verify_password,
+                 failures_per_minute: int = 20,
+                 sample_hash: Callable[[], str | None] | None = None) -> None:
         self.lookup = lookup
         self.realm = realm
         self.cache_seconds = cache_seconds
         self.clock = clock
         self.verify = verify
+        self.throttle = FailureThrottle(failures_per_minute, 60.0, clock)
         self._key = os.urandom(32)
         self._cache: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
         self._lock = threading.Lock()
-        self._dummy_kind = DEFAULT_HASH_KIND
+        # The kind of hash real users have, so that an unknown user costs the same from
+        # the very first request: learnt from one stored hash, then from every lookup.
+        self._sample_hash = sample_hash or getattr(lookup, "sample_hash", None)
+        self._dummy_kind: str | None = None
         self._dummies: dict[str, str] = {}
 
     def challenge(self) -> str:
@@ -94,16 +113,28 @@ class PasswordBackend:
                           hashlib.sha256).digest()
         if self._cached(digest):
             return Authenticated(username)
+        address = str(environ.get("REMOTE_ADDR") or "")
+        wait = self.throttle.retry_after(address)
+        if wait:
+            return Denied(429, f"Too many failed logins; retry in {int(wait) + 1} s")
         stored = self.lookup(username)
         if stored is None:
             # An unknown user costs one check against a hash of the kind real users have.
-            self.verify(self._dummy_for(self._dummy_kind), password)
+            self.verify(self._dummy_for(self._users_hash_kind()), password)
+            self.throttle.record(address)
             return Denied(401, "Invalid username or password")
         self._dummy_kind = hash_kind(stored)
         if not self.verify(stored, password):
+            self.throttle.record(address)
             return Denied(401, "Invalid username or password")
         self._remember(digest, username)
         return Authenticated(username)
+
+    def _users_hash_kind(self) -> str:
+        if self._dummy_kind is None:
+            sample = self._sample_hash() if self._sample_hash is not None else None
+            self._dummy_kind = hash_kind(sample) if sample else DEFAULT_HASH_KIND
+        return self._dummy_kind
 
     def _dummy_for(self, kind: str) -> str:
         dummy = self._dummies.get(kind)
@@ -146,7 +177,9 @@ def _parse_basic(header: str) -> tuple[str, str] | None:
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
     username, sep, password = text.partition(":")
-    if not sep or not username:
+    if not sep or not username or "\0" in text:
+        # A NUL is refused outright: PBKDF2's HMAC pads its key with zero bytes, so
+        # "secret\0" would otherwise match a werkzeug hash of "secret".
         return None
     return username, password
 

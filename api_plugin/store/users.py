@@ -10,27 +10,41 @@ from api_plugin.dates import utcnow
 from api_plugin.store import AIRFLOW1, Store
 
 
-def user_lookup(store: Store) -> Callable[[str], str | None]:
-    """``username -> stored hash`` of an active user, or None.
+class UserTable:
+    """``table(username) -> stored hash`` of an active user, or None.
 
     airflow2 (FAB's ``ab_user``) matches usernames case-insensitively, as its NOCASE
     collation does; airflow1's ``users`` table matches exactly.
     """
-    users = store.tables.users
 
-    def lookup(username: str) -> str | None:
-        if store.flavor == AIRFLOW1:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __call__(self, username: str) -> str | None:
+        users = self.store.tables.users
+        if self.store.flavor == AIRFLOW1:
             query = select(users.c.password).where(users.c.username == username)
         else:
             query = select(users.c.password).where(
                 func.lower(users.c.username) == username.lower(),
                 users.c.active.is_not(False),
             )
-        with store.read() as conn:
+        with self.store.read() as conn:
             row = conn.execute(query.limit(1)).first()
         return None if row is None or not row.password else str(row.password)
 
-    return lookup
+    def sample_hash(self) -> str | None:
+        """Any one stored hash: tells which algorithm and cost the users' hashes have."""
+        users = self.store.tables.users
+        with self.store.read() as conn:
+            return conn.execute(
+                select(users.c.password).where(users.c.password.is_not(None)).limit(1)
+            ).scalar()
+
+
+def user_lookup(store: Store) -> Callable[[str], str | None]:
+    """The user table of ``store`` as a password lookup (see ``UserTable``)."""
+    return UserTable(store)
 
 
 def create_user(store: Store, username: str, password_hash: str, email: str | None = None,
