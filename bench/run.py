@@ -4,6 +4,7 @@ when its virtualenv is there), under identical gunicorn settings, driven by wrk.
     python bench/run.py                 # every endpoint, 1 DAG / 100 runs
     python bench/run.py --scale         # also 1,000 DAGs / 100,000 runs, cost growth
     python bench/run.py --airflow /opt/af2   # add Airflow's own webserver on the same DB
+                                             # (a virtualenv with apache-airflow 2.10.5)
 
 Prints requests/s, p50 and p99 per endpoint and the ratios to the ceiling and Airflow.
 Nothing here asserts timings: the numbers are for people (and the closing notes).
@@ -73,36 +74,43 @@ _LAT = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, seconds: int, connections: int, script: str | None = None) -> Result:
+def wrk(url: str, seconds: int, connections: int, script: str | None = None,
+        env: dict[str, str] | None = None) -> Result:
     args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if script:
         args[1:1] = ["-s", script]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(args, capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})}).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {p: float(v) * _UNITS[u] for p, v, u in _LAT.findall(out)}
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return Result(rps, lat.get("50", 0.0), lat.get("99", 0.0), int(bad.group(1)) if bad else 0)
 
 
-def endpoints(prefix: str) -> list[tuple[str, str, str | None]]:
+def endpoints(prefix: str, dag: str = "example_etl",
+              task: str = "load") -> list[tuple[str, str, str | None]]:
     date = RUN_DATE.replace("+", "%2B")
     return [
         ("test", f"{prefix}/test", None),
-        ("dag_runs", f"{prefix}/dags/example_etl/dag_runs?limit=100", None),
-        ("dag_run_state", f"{prefix}/dags/example_etl/dag_runs/{date}", None),
-        ("task", f"{prefix}/dags/example_etl/tasks/load", None),
-        ("task_instance", f"{prefix}/dags/example_etl/dag_runs/{date}/tasks/load", None),
-        ("paused", f"{prefix}/dags/example_etl/paused", None),
+        ("dag_runs", f"{prefix}/dags/{dag}/dag_runs?limit=100", None),
+        ("dag_run_state", f"{prefix}/dags/{dag}/dag_runs/{date}", None),
+        ("task", f"{prefix}/dags/{dag}/tasks/{task}", None),
+        ("task_instance", f"{prefix}/dags/{dag}/dag_runs/{date}/tasks/{task}", None),
+        ("paused", f"{prefix}/dags/{dag}/paused", None),
         ("latest_runs", f"{prefix}/latest_runs", None),
         ("pools", f"{prefix}/pools", None),
         ("pool", f"{prefix}/pools/default_pool", None),
-        ("trigger", f"{prefix}/dags/example_etl/dag_runs", str(HERE / "trigger.lua")),
+        ("trigger", f"{prefix}/dags/{dag}/dag_runs", str(HERE / "trigger.lua")),
     ]
 
 
-def measure(base: str, seconds: int, connections: int) -> dict[str, Result]:
-    return {name: wrk(base + path, seconds, connections, script)
-            for name, path, script in endpoints("/api/experimental")}
+def measure(base: str, seconds: int, connections: int, dag: str = "example_etl",
+            task: str = "load", run_prefix: str = "bench") -> dict[str, Result]:
+    trigger_env = {"BENCH_RUN_PREFIX": run_prefix,
+                   "BENCH_DATE_OFFSET": str(100_000_000 * ["bench", "plugin", "airflow"]
+                                            .index(run_prefix))}
+    return {name: wrk(base + path, seconds, connections, script, trigger_env)
+            for name, path, script in endpoints("/api/experimental", dag, task)}
 
 
 def report(title: str, plugin: dict[str, Result], ceiling: Result,
@@ -138,12 +146,18 @@ def main() -> int:
     finally:
         ceiling_proc.terminate()
     sizes = [(1, 100)] + ([(1000, 100)] if args.scale else [])
-    airflow = None
     if args.airflow:
-        from bench.airflow_side import measure_airflow
+        from bench import airflow_side
 
-        airflow = measure_airflow(Path(args.airflow), work, args.seconds, args.connections,
-                                  endpoints)
+        ours, theirs = airflow_side.measure_both(
+            Path(args.airflow), work,
+            lambda base, run_prefix: measure(base, args.seconds, args.connections,
+                                             airflow_side.DAG_ID, airflow_side.TASK_ID,
+                                             run_prefix),
+            gunicorn, free_port, env)
+        report(f"plugin and Airflow 2.10.5's webserver on one Airflow-made database "
+               f"({airflow_side.DAG_ID}, 100 runs), {WORKERS} sync workers each, "
+               f"{args.connections} connections", ours, ceiling, theirs)
     results = {}
     for dags, runs in sizes:
         url = seed_database(work / f"db_{dags}.db", dags, runs)
@@ -158,8 +172,7 @@ def main() -> int:
             proc.terminate()
             proc.wait()
         report(f"plugin, {dags} DAG(s) x {runs} runs each, {WORKERS} sync workers, "
-               f"{args.connections} connections", results[(dags, runs)], ceiling,
-               airflow if dags == 1 else None)
+               f"{args.connections} connections", results[(dags, runs)], ceiling, None)
     if args.scale:
         small, big = results[(1, 100)], results[(1000, 100)]
         print("\n== cost growth at 1,000 DAGs / 100,000 runs (p50 big / p50 small)")

@@ -1,5 +1,8 @@
 -- wrk script: every request triggers a new run (unique execution date per thread+count).
+-- BENCH_RUN_PREFIX and BENCH_DATE_OFFSET keep two servers on one database apart.
 local counter = 0
+local prefix = os.getenv("BENCH_RUN_PREFIX") or "bench"
+local offset = tonumber(os.getenv("BENCH_DATE_OFFSET") or "0")
 local thread_id = 0
 local threads = {}
 
@@ -14,8 +17,8 @@ end
 
 request = function()
   counter = counter + 1
-  local secs = thread_id * 10000000 + counter
+  local secs = offset + thread_id * 10000000 + counter
   local date = os.date("!%Y-%m-%dT%H:%M:%S+00:00", 1735689600 + secs)
-  local body = '{"execution_date": "' .. date .. '", "run_id": "bench_' .. thread_id .. "_" .. counter .. '"}'
+  local body = '{"execution_date": "' .. date .. '", "run_id": "' .. prefix .. '_' .. thread_id .. "_" .. counter .. '"}'
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
 end

@@ -268,12 +268,18 @@ def test_task(api: ApiHarness) -> None:
     assert task["retries"] == "2"
     assert task["trigger_rule"] == "all_done"
     assert task["retry_delay"] == "0:03:00"
-    assert task["start_date"] == "2024-01-01 00:00:00+00:00"
-    assert task["downstream_task_ids"] == "{'load'}"
-    assert task["upstream_task_ids"] == "{'extract'}"
+    # Airflow 1.10's dates are pendulum 1 objects, whose str() has a "T"; it keeps the
+    # task graph in private attributes (compared with the real 1.10.15 in tests/compat).
+    sep = "T" if api.flavor == AIRFLOW1 else " "
+    assert task["start_date"] == f"2024-01-01{sep}00:00:00+00:00"
+    if api.flavor != AIRFLOW1:
+        assert task["downstream_task_ids"] == "{'load'}"
+        assert task["upstream_task_ids"] == "{'extract'}"
+    else:
+        assert "downstream_task_ids" not in task
     assert not any(" at 0x" in v for v in task.values())
     load = ok(api.get("/dags/etl_nightly/tasks/load"))
-    assert load["start_date"] == "2025-06-01 00:00:00+00:00"
+    assert load["start_date"] == f"2025-06-01{sep}00:00:00+00:00"
     assert load["bash_command"] == "echo load"
 
 

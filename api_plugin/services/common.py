@@ -3,39 +3,46 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy import bindparam, select
+from sqlalchemy.sql import Select
 
 from api_plugin.dates import to_utc
 from api_plugin.errors import NotFound
 from api_plugin.store import AIRFLOW1, DagSpec, Store
+from api_plugin.store.tables import Tables
 
 
 def dag_not_in_model(dag_id: str) -> NotFound:
     return NotFound(f"Dag id {dag_id} not found in DagModel")
 
 
-def require_dag_spec(store: Store, conn: Connection, dag_id: str) -> DagSpec:
+def require_dag_spec(store: Store, dag_id: str) -> DagSpec:
     """The DAG's serialized definition, or the reference's 404s.
 
-    One query checks the DAG table and the serialized row's hash together; the parsed
-    definition then comes from the per-process cache while that hash is unchanged.
+    One prepared query checks the DAG table and the serialized row's hash together; the
+    parsed definition then comes from the per-process cache while that hash is unchanged.
     """
-    dag, sd = store.tables.dag, store.tables.serialized_dag
-    row = conn.execute(
-        select(dag.c.dag_id, sd.c.dag_hash, sd.c.dag_id.label("sd_dag_id"))
-        .select_from(dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id))
-        .where(dag.c.dag_id == dag_id)
-    ).first()
+    row = store.prepared("dag_head", _dag_head_query).first(dag_id=dag_id)
     if row is None:
         raise dag_not_in_model(dag_id)
-    spec = store.dag_spec(conn, dag_id, row.dag_hash) if row.sd_dag_id is not None else None
+    spec = store.dag_spec_by_hash(dag_id, row.dag_hash) if row.sd_dag_id is not None else None
     if spec is None:
         raise NotFound(f"Dag id {dag_id} not found")
     return spec
+
+
+def _dag_head_query(t: Tables) -> Select[Any]:
+    dag, sd = t.dag, t.serialized_dag
+    return (
+        select(dag.c.dag_id, sd.c.dag_hash, sd.c.dag_id.label("sd_dag_id"))
+        .select_from(dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id))
+        .where(dag.c.dag_id == bindparam("dag_id"))
+        .limit(1)
+    )
 
 
 def shown_date(store: Store, when: datetime) -> str:
@@ -51,10 +58,21 @@ def shown_date(store: Store, when: datetime) -> str:
 def dag_run_url(store: Store, dag_id: str, execution_date: datetime | None, base: str = "") -> str:
     """The Airflow UI link of a run, as Flask's ``url_for`` builds it in the reference:
     the stored (UTC) date through ``str()``, form-encoded (space as ``+``)."""
-    when = quote_plus(str(to_utc(execution_date)) if execution_date else "None", safe="")
-    if store.flavor == AIRFLOW1:
-        return f"{base}/admin/airflow/graph?dag_id={quote(dag_id, safe='')}&execution_date={when}"
-    return f"{base}/dags/{quote(dag_id, safe='')}/graph?execution_date={when}"
+    return _url_prefix(store.flavor, dag_id, base) + _form_date(execution_date)
+
+
+@lru_cache(maxsize=4096)
+def _url_prefix(flavor: str, dag_id: str, base: str) -> str:
+    if flavor == AIRFLOW1:
+        return f"{base}/admin/airflow/graph?dag_id={quote(dag_id, safe='')}&execution_date="
+    return f"{base}/dags/{quote(dag_id, safe='')}/graph?execution_date="
+
+
+def _form_date(when: datetime | None) -> str:
+    """``quote_plus(str(to_utc(when)))`` for the few characters a datetime's str() has."""
+    if when is None:
+        return "None"
+    return str(to_utc(when)).replace("+", "%2B").replace(":", "%3A").replace(" ", "+")
 
 
 def py_str(value: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import MetaData, delete, func, select, update
+from sqlalchemy import MetaData, bindparam, delete, func, select, update
 
 from api_plugin.errors import BadRequest, Conflict, NotFound
 from api_plugin.services.common import dag_not_in_model
@@ -32,9 +32,8 @@ def set_paused(store: Store, dag_id: str, paused: Any) -> dict[str, str]:
 
 
 def get_paused(store: Store, dag_id: str) -> dict[str, bool]:
-    dag = store.tables.dag
-    with store.read() as conn:
-        row = conn.execute(select(dag.c.is_paused).where(dag.c.dag_id == dag_id)).first()
+    row = store.prepared("paused", lambda t: select(t.dag.c.is_paused).where(
+        t.dag.c.dag_id == bindparam("dag_id")).limit(1)).first(dag_id=dag_id)
     if row is None:
         raise dag_not_in_model(dag_id)
     return {"is_paused": bool(row.is_paused)}

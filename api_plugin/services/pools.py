@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -33,15 +33,14 @@ def _select_pool(store: Store, conn: Connection, name: str) -> Any:
 
 
 def get_pools(store: Store) -> list[dict[str, Any]]:
-    sp = store.tables.slot_pool
-    with store.read() as conn:
-        rows = conn.execute(select(sp).order_by(sp.c.id)).all()
+    rows = store.prepared("pools", lambda t: select(t.slot_pool).order_by(
+        t.slot_pool.c.id)).all()
     return [_pool_dict(store, row) for row in rows]
 
 
 def get_pool(store: Store, name: str) -> dict[str, Any]:
-    with store.read() as conn:
-        row = _select_pool(store, conn, name)
+    row = store.prepared("pool", lambda t: select(t.slot_pool).where(
+        t.slot_pool.c.pool == bindparam("name")).limit(1)).first(name=name)
     if row is None:
         raise _pool_not_found(name)
     return _pool_dict(store, row)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, bindparam, func, select
+from sqlalchemy.sql import Select
 
 from api_plugin.dates import isoformat, parse_datetime
 from api_plugin.errors import BadRequest, NotFound
 from api_plugin.services.common import dag_not_in_model, dag_run_url, shown_date
 from api_plugin.store import Store
+from api_plugin.store.tables import Tables
 
 MAX_PAGE = 10_000
 
@@ -38,23 +41,15 @@ def get_dag_runs(
 ) -> list[dict[str, Any]]:
     """The DAG's runs ordered by execution date; an unknown DAG is a 400 here."""
     lim, off = _page_value("limit", limit), _page_value("offset", offset)
-    dag, dr = store.tables.dag, store.tables.dag_run
-    query = (
-        select(dr.c.id, dr.c.run_id, dr.c.state, dr.c.dag_id, dr.c.execution_date,
-               dr.c.start_date)
-        .where(dr.c.dag_id == dag_id)
-        .order_by(dr.c.execution_date)
-    )
+    if store.prepared("dag_exists", lambda t: select(t.dag.c.dag_id).where(
+            t.dag.c.dag_id == bindparam("dag_id")).limit(1)).first(dag_id=dag_id) is None:
+        raise BadRequest(dag_not_in_model(dag_id).message)
+    page = {"lim": NO_LIMIT if lim is None else lim, "off": off or 0}
     if state:
-        query = query.where(dr.c.state == state)
-    if lim is not None:
-        query = query.limit(lim)
-    if off:
-        query = query.offset(off)
-    with store.read() as conn:
-        if conn.execute(select(dag.c.dag_id).where(dag.c.dag_id == dag_id)).first() is None:
-            raise BadRequest(dag_not_in_model(dag_id).message)
-        rows = conn.execute(query).all()
+        rows = store.prepared("runs_in_state", _runs_query(True)).all(
+            dag_id=dag_id, state=state, **page)
+    else:
+        rows = store.prepared("runs", _runs_query(False)).all(dag_id=dag_id, **page)
     return [
         {
             "id": row.id,
@@ -69,22 +64,29 @@ def get_dag_runs(
     ]
 
 
+NO_LIMIT = 2**62
+
+
+def _runs_query(by_state: bool) -> Callable[[Tables], Select[Any]]:
+    def build(t: Tables) -> Select[Any]:
+        dr = t.dag_run
+        query = (
+            select(dr.c.id, dr.c.run_id, dr.c.state, dr.c.dag_id, dr.c.execution_date,
+                   dr.c.start_date)
+            .where(dr.c.dag_id == bindparam("dag_id"))
+            .order_by(dr.c.execution_date)
+            .limit(bindparam("lim", type_=Integer))
+            .offset(bindparam("off", type_=Integer))
+        )
+        return query.where(dr.c.state == bindparam("state")) if by_state else query
+
+    return build
+
+
 def get_dag_run_state(store: Store, dag_id: str, execution_date: Any) -> dict[str, Any]:
     """``{"state": ...}`` of the run at that date, found with one query."""
     when = parse_datetime(execution_date) if isinstance(execution_date, str) else execution_date
-    dag, sd, dr = store.tables.dag, store.tables.serialized_dag, store.tables.dag_run
-    with store.read() as conn:
-        row = conn.execute(
-            select(dag.c.dag_id, sd.c.dag_id.label("sd_dag_id"), dr.c.id.label("run_pk"),
-                   dr.c.state)
-            .select_from(
-                dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id).outerjoin(
-                    dr, (dr.c.dag_id == dag.c.dag_id) & (dr.c.execution_date == when)
-                )
-            )
-            .where(dag.c.dag_id == dag_id)
-            .limit(1)
-        ).first()
+    row = store.prepared("run_state", _run_state_query).first(dag_id=dag_id, when=when)
     if row is None:
         raise dag_not_in_model(dag_id)
     if row.sd_dag_id is None:
@@ -94,26 +96,44 @@ def get_dag_run_state(store: Store, dag_id: str, execution_date: Any) -> dict[st
     return {"state": row.state}
 
 
+def _run_state_query(t: Tables) -> Select[Any]:
+    dag, sd, dr = t.dag, t.serialized_dag, t.dag_run
+    return (
+        select(dag.c.dag_id, sd.c.dag_id.label("sd_dag_id"), dr.c.id.label("run_pk"),
+               dr.c.state)
+        .select_from(
+            dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id).outerjoin(
+                dr, (dr.c.dag_id == dag.c.dag_id)
+                & (dr.c.execution_date == bindparam("when"))
+            )
+        )
+        .where(dag.c.dag_id == bindparam("dag_id"))
+        .limit(1)
+    )
+
+
 def run_not_found(store: Store, dag_id: str, when: Any) -> NotFound:
     return NotFound(f"Dag Run for date {shown_date(store, when)} not found in dag {dag_id}")
 
 
-def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
-    """Each DAG's newest run, ordered by dag_id, in one query."""
-    dr = store.tables.dag_run
+def _latest_runs_query(t: Tables) -> Select[Any]:
+    dr = t.dag_run
     newest = (
         select(dr.c.dag_id, func.max(dr.c.execution_date).label("newest"))
         .group_by(dr.c.dag_id)
         .subquery()
     )
-    query = (
+    return (
         select(dr.c.dag_id, dr.c.execution_date, dr.c.start_date)
         .join(newest, (newest.c.dag_id == dr.c.dag_id)
               & (newest.c.newest == dr.c.execution_date))
         .order_by(dr.c.dag_id)
     )
-    with store.read() as conn:
-        rows = conn.execute(query).all()
+
+
+def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
+    """Each DAG's newest run, ordered by dag_id, in one query."""
+    rows = store.prepared("latest_runs", _latest_runs_query).all()
     return {
         "items": [
             {

@@ -7,7 +7,7 @@ laid under the serialized fields, and the graph fields are derived from the DAG.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from api_plugin.store import AIRFLOW1, DagSpec
@@ -19,7 +19,6 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "email_on_retry": True,
     "email_on_failure": True,
     "execution_timeout": None,
-    "on_execute_callback": None,
     "on_failure_callback": None,
     "on_success_callback": None,
     "on_retry_callback": None,
@@ -43,23 +42,26 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "weight_rule": "downstream",
     "resources": None,
     "do_xcom_push": True,
-    "doc_md": None,
-    "doc_json": None,
-    "doc_yaml": None,
-    "doc_rst": None,
-    "doc": None,
     "inlets": [],
     "outlets": [],
     "template_fields": [],
-    "template_ext": [],
     "ui_color": "#fff",
     "ui_fgcolor": "#000",
+    "operator_extra_links": (),
 }
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    AIRFLOW1: {**_COMMON_DEFAULTS, "task_concurrency": None, "executor_config": {}},
+    AIRFLOW1: {**_COMMON_DEFAULTS, "task_concurrency": None, "executor_config": {},
+               "lineage_data": None, "subdag": None},
     "airflow2": {
         **_COMMON_DEFAULTS,
+        "doc_md": None,
+        "doc_json": None,
+        "doc_yaml": None,
+        "doc_rst": None,
+        "doc": None,
+        "template_ext": [],
+        "on_execute_callback": None,
         "on_skipped_callback": None,
         "executor": None,
         "ignore_first_depends_on_past": True,
@@ -68,7 +70,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_active_tis_per_dagrun": None,
         "multiple_outputs": False,
         "map_index_template": None,
-        "operator_extra_links": (),
         "template_fields_renderers": {},
         "start_trigger_args": None,
         "start_from_trigger": False,
@@ -108,14 +109,18 @@ def task_attributes(flavor: str, spec: DagSpec, task: TaskSpec) -> dict[str, Any
     for name in ("start_date", "end_date"):
         if attrs.get(name) is None and name not in task.fields:
             attrs[name] = _dag_date(spec, name)
-    if flavor == AIRFLOW1:
-        attrs["inlets"], attrs["outlets"] = [], []
-        return attrs
-    for name in _PROPERTIES:
-        attrs.pop(name, None)
     # Templated fields the operator left unset still exist on it, as None.
     for name in attrs.get("template_fields") or ():
         attrs.setdefault(name, None)
+    if flavor == AIRFLOW1:
+        # 1.10 keeps the graph in private attributes, and its dates are pendulum 1
+        # objects, whose str() is ISO 8601 with a "T".
+        del attrs["downstream_task_ids"], attrs["upstream_task_ids"]
+        attrs["inlets"], attrs["outlets"] = [], []
+        return {key: value.isoformat() if isinstance(value, datetime) else value
+                for key, value in attrs.items()}
+    for name in _PROPERTIES:
+        attrs.pop(name, None)
     rule = str(attrs.get("weight_rule") or "downstream")
     if rule in _WEIGHT_STRATEGIES:
         attrs["weight_rule"] = (

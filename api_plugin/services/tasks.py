@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.sql import Select
 
 from api_plugin.dates import parse_datetime
 from api_plugin.errors import NotFound
@@ -12,6 +13,7 @@ from api_plugin.services.common import dag_not_in_model, py_str, require_dag_spe
 from api_plugin.services.runs import run_not_found
 from api_plugin.services.task_attrs import task_attributes
 from api_plugin.store import AIRFLOW1, Store
+from api_plugin.store.tables import Tables
 
 #: The keys Airflow 1.10's endpoint shows for a task instance, in its order.
 AIRFLOW1_TI_KEYS = (
@@ -27,8 +29,7 @@ def task_not_found(dag_id: str, task_id: str) -> NotFound:
 
 def get_task(store: Store, dag_id: str, task_id: str) -> dict[str, str]:
     """The task's public attributes, each rendered as ``str()`` renders it."""
-    with store.read() as conn:
-        spec = require_dag_spec(store, conn, dag_id)
+    spec = require_dag_spec(store, dag_id)
     task = spec.tasks.get(task_id)
     if task is None:
         raise task_not_found(dag_id, task_id)
@@ -40,41 +41,19 @@ def get_task_instance(
 ) -> dict[str, str]:
     """The instance's columns as strings; the run and the instance found in one query."""
     when = parse_datetime(execution_date) if isinstance(execution_date, str) else execution_date
-    t = store.tables
-    dag, sd, dr, ti = t.dag, t.serialized_dag, t.dag_run, t.task_instance
-    if store.flavor == AIRFLOW1:
-        ti_join = (ti.c.dag_id == dr.c.dag_id) & (ti.c.execution_date == dr.c.execution_date)
-    else:
-        ti_join = (ti.c.dag_id == dr.c.dag_id) & (ti.c.run_id == dr.c.run_id) & (
-            ti.c.map_index == -1)
-    run_columns = [dr.c.id.label("run_pk"), dr.c.run_id.label("run_run_id"),
-                   dr.c.state.label("run_state"), dr.c.execution_date.label("run_date"),
-                   dr.c.external_trigger.label("run_external")]
-    if "queued_at" in dr.c:
-        run_columns.append(dr.c.queued_at.label("run_queued_at"))
-    with store.read() as conn:
-        head = conn.execute(
-            select(dag.c.dag_id.label("model_dag_id"), sd.c.dag_hash,
-                   sd.c.dag_id.label("sd_dag_id"), *run_columns,
-                   *[c.label(f"ti__{c.name}") for c in ti.c])
-            .select_from(
-                dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id)
-                .outerjoin(dr, (dr.c.dag_id == dag.c.dag_id) & (dr.c.execution_date == when))
-                .outerjoin(ti, ti_join & (ti.c.task_id == task_id))
-            )
-            .where(dag.c.dag_id == dag_id)
-            .limit(1)
-        ).first()
-        if head is None:
-            raise dag_not_in_model(dag_id)
-        spec = store.dag_spec(conn, dag_id, head.dag_hash) if head.sd_dag_id else None
+    ti = store.tables.task_instance
+    head = store.prepared("task_instance", _task_instance_query).first(
+        dag_id=dag_id, when=when, task_id=task_id)
+    if head is None:
+        raise dag_not_in_model(dag_id)
+    spec = store.dag_spec_by_hash(dag_id, head.dag_hash) if head.sd_dag_id else None
     if spec is None:
         raise NotFound(f"Dag id {dag_id} not found")
     if task_id not in spec.tasks:
         raise task_not_found(dag_id, task_id)
     if head.run_pk is None:
         raise run_not_found(store, dag_id, when)
-    mapping = head._mapping
+    mapping = head._asdict()
     if mapping["ti__task_id"] is None:
         raise NotFound(f"Task {task_id} instance for date {shown_date(store, when)} not found")
     columns = {c.name: mapping[f"ti__{c.name}"] for c in ti.c}
@@ -89,6 +68,34 @@ def get_task_instance(
     columns["rendered_task_instance_fields"] = None
     columns["test_mode"] = False
     return {key: py_str(value) for key, value in columns.items()}
+
+
+def _task_instance_query(t: Tables) -> Select[Any]:
+    """The DAG, its serialized hash, the run at a date and one of its task instances."""
+    dag, sd, dr, ti = t.dag, t.serialized_dag, t.dag_run, t.task_instance
+    if t.flavor == AIRFLOW1:
+        ti_join = (ti.c.dag_id == dr.c.dag_id) & (ti.c.execution_date == dr.c.execution_date)
+    else:
+        ti_join = (ti.c.dag_id == dr.c.dag_id) & (ti.c.run_id == dr.c.run_id) & (
+            ti.c.map_index == -1)
+    run_columns = [dr.c.id.label("run_pk"), dr.c.run_id.label("run_run_id"),
+                   dr.c.state.label("run_state"), dr.c.execution_date.label("run_date"),
+                   dr.c.external_trigger.label("run_external")]
+    if "queued_at" in dr.c:
+        run_columns.append(dr.c.queued_at.label("run_queued_at"))
+    return (
+        select(dag.c.dag_id.label("model_dag_id"), sd.c.dag_hash,
+               sd.c.dag_id.label("sd_dag_id"), *run_columns,
+               *[c.label(f"ti__{c.name}") for c in ti.c])
+        .select_from(
+            dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id)
+            .outerjoin(dr, (dr.c.dag_id == dag.c.dag_id)
+                       & (dr.c.execution_date == bindparam("when")))
+            .outerjoin(ti, ti_join & (ti.c.task_id == bindparam("task_id")))
+        )
+        .where(dag.c.dag_id == bindparam("dag_id"))
+        .limit(1)
+    )
 
 
 def _executor_config(raw: Any) -> Any:

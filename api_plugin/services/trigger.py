@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import column, func, insert, or_, select, table
+from sqlalchemy import Insert, column, func, insert, or_, select, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -98,8 +98,7 @@ def trigger_dag_run(store: Store, request: TriggerRequest) -> dict[str, str]:
     run_id = request.run_id or f"manual__{when.isoformat()}"
     # Everything that needs no lock is done before the write transaction, which then
     # only checks for a duplicate and inserts: writers queue for as short as possible.
-    with store.read() as conn:
-        spec = require_dag_spec(store, conn, request.dag_id)
+    spec = require_dag_spec(store, request.dag_id)
     _check_start_date(spec, when)
     run_row = _run_row(store, spec, run_id, when, request.conf, now)
     ti_table = store.tables.task_instance
@@ -109,7 +108,7 @@ def trigger_dag_run(store: Store, request: TriggerRequest) -> dict[str, str]:
         # Optimistic: the unique constraints on (dag_id, run_id) and (dag_id,
         # execution_date) that both Airflow schemas have decide duplicates, atomically.
         with store.write() as conn:
-            conn.execute(insert(store.tables.dag_run).values(**run_row))
+            conn.execute(_run_insert(store), run_row)
             if ti_rows:
                 conn.execute(insert(ti_table), ti_rows)
     except IntegrityError:
@@ -180,12 +179,18 @@ def _run_row(
             updated_at=now,
             clear_number=0,
         )
-        if store.has_log_template:  # the newest template, read by the INSERT itself
-            values["log_template_id"] = (
-                select(func.max(column("id"))).select_from(table("log_template"))
-                .scalar_subquery()
-            )
     return {k: v for k, v in values.items() if k in dr.c}
+
+
+def _run_insert(store: Store) -> Insert:
+    """The dag_run INSERT, built once per store; rows go in as parameters so that its
+    compiled form is reused. On airflow2 it fills ``log_template_id`` itself with the
+    newest template, in the same statement."""
+    built: Insert = store.statement("insert_dag_run", lambda t: insert(t.dag_run).values(
+        log_template_id=select(func.max(column("id"))).select_from(table("log_template"))
+        .scalar_subquery()) if store.has_log_template and "log_template_id" in t.dag_run.c
+        else insert(t.dag_run))
+    return built
 
 
 def task_instance_rows(

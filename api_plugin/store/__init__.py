@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import Select
 
 from api_plugin.store.engine import make_engine
 from api_plugin.store.flavor import detect_flavor, inspect_schema
 from api_plugin.store.locking import hold, writer_lock_for
+from api_plugin.store.prepared import Prepared
 from api_plugin.store.serialized import DagSpec, load_document, parse_dag
 from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, Tables, build_tables
 
@@ -38,6 +41,8 @@ class Store:
         self.flavor = tables.flavor
         self.schema = schema
         self._dags: dict[str, DagSpec] = {}
+        self._prepared: dict[str, Prepared] = {}
+        self._statements: dict[str, Any] = {}
         self._dags_lock = threading.Lock()
         url = engine.url
         self._writer_lock = (
@@ -84,6 +89,29 @@ class Store:
             immediate=True
         ) as conn, conn.begin():
             yield conn
+
+    def prepared(self, key: str, build: Callable[[Tables], Select[Any]]) -> Prepared:
+        """The hot query ``key``, built from this store's tables and compiled once."""
+        query = self._prepared.get(key)
+        if query is None:
+            query = self._prepared[key] = Prepared(self.engine, build(self.tables))
+        return query
+
+    def statement(self, key: str, build: Callable[[Tables], Any]) -> Any:
+        """A statement built once from this store's tables (kept for SQLAlchemy's own
+        compiled cache, which then needs no new cache key per request)."""
+        built = self._statements.get(key)
+        if built is None:
+            built = self._statements[key] = build(self.tables)
+        return built
+
+    def dag_spec_by_hash(self, dag_id: str, dag_hash: str | None) -> DagSpec | None:
+        """``dag_spec`` that opens a connection only when the cache cannot answer."""
+        cached = self._dags.get(dag_id)
+        if cached is not None and dag_hash is not None and cached.dag_hash == dag_hash:
+            return cached
+        with self.read() as conn:
+            return self.dag_spec(conn, dag_id, dag_hash)
 
     def dag_spec(self, conn: Connection, dag_id: str, dag_hash: str | None) -> DagSpec | None:
         """The parsed serialized DAG, from cache while its ``dag_hash`` is unchanged."""

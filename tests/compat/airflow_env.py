@@ -1,7 +1,8 @@
-"""A real Apache Airflow 2.10.5 beside the plugin: its home, database and webserver.
+"""A real Apache Airflow beside the plugin: its home, database and webserver.
 
-The Airflow side runs from its own virtualenv (``AIRFLOW_VENV``, default /opt/af2, made
-by ``install_airflow.sh``); the plugin runs in the test's own environment.
+Each Airflow runs from its own virtualenv, made by ``install_airflow.sh``: 2.10.5 in
+``AIRFLOW_VENV`` (flavor airflow2), 1.10.15 under Python 3.8 in ``AIRFLOW1_VENV``
+(flavor airflow1). The plugin runs in the test's own environment.
 """
 
 from __future__ import annotations
@@ -15,24 +16,38 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-DAGS = Path(__file__).parent / "dags"
-VENV = Path(os.environ.get("AIRFLOW_VENV", "/opt/af2"))
+HERE = Path(__file__).parent
+#: flavor -> (virtualenv, folder of DAG files written for that Airflow)
+AIRFLOWS = {
+    "airflow2": (Path(os.environ.get("AIRFLOW_VENV", "/opt/af2")), HERE / "dags"),
+    "airflow1": (Path(os.environ.get("AIRFLOW1_VENV", "/opt/af1")), HERE / "dags1"),
+}
 
 
 @dataclass
 class AirflowHome:
-    """An AIRFLOW_HOME whose SQLite database Airflow migrated and filled from DAGS."""
+    """An AIRFLOW_HOME whose SQLite database Airflow migrated and filled with its DAGs."""
 
     path: Path
     database: Path
+    flavor: str = "airflow2"
+
+    @property
+    def venv(self) -> Path:
+        return AIRFLOWS[self.flavor][0]
 
     def env(self, database: Path | None = None) -> dict[str, str]:
         db = database or self.database
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "API_PLUGIN"))},
             "AIRFLOW_HOME": str(self.path),
-            "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+            "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOWS[self.flavor][1]),
+            # Airflow 1.10 spells these in [core] and [api] differently.
+            "AIRFLOW__CORE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
+            "AIRFLOW__CORE__STORE_SERIALIZED_DAGS": "True",
+            "AIRFLOW__CORE__STORE_DAG_CODE": "True",
+            "AIRFLOW__API__AUTH_BACKEND": "airflow.api.auth.backend.default",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
@@ -49,7 +64,8 @@ class AirflowHome:
         }
 
     def airflow(self, *args: str, database: Path | None = None, timeout: float = 300) -> str:
-        done = subprocess.run([str(VENV / "bin" / "airflow"), *args], env=self.env(database),
+        done = subprocess.run([str(self.venv / "bin" / "airflow"), *args],
+                              env=self.env(database),
                               capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stderr[-3000:]}")
@@ -61,14 +77,23 @@ class AirflowHome:
         return target
 
 
-def make_home(path: Path) -> AirflowHome:
-    """Migrate a fresh database and serialize the compat DAGs into it."""
-    if not (VENV / "bin" / "airflow").exists():
-        raise RuntimeError(f"no Airflow in {VENV}: run tests/compat/install_airflow.sh first")
+def make_home(path: Path, flavor: str = "airflow2") -> AirflowHome:
+    """Migrate a fresh database and serialize the compat DAGs into it, with Airflow's
+    own commands (1.10 has no ``dags reserialize``: ``serialize1.py`` calls the same
+    model methods its scheduler uses)."""
+    home = AirflowHome(path, path / "airflow.db", flavor)
+    if not (home.venv / "bin" / "airflow").exists():
+        raise RuntimeError(f"no Airflow in {home.venv}: run tests/compat/install_airflow.sh")
     path.mkdir(parents=True, exist_ok=True)
-    home = AirflowHome(path, path / "airflow.db")
-    home.airflow("db", "migrate")
-    home.airflow("dags", "reserialize")
+    if flavor == "airflow1":
+        home.airflow("initdb")
+        done = subprocess.run([str(home.venv / "bin" / "python"), str(HERE / "serialize1.py")],
+                              env=home.env(), capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"serialize1.py failed:\n{done.stderr[-3000:]}")
+    else:
+        home.airflow("db", "migrate")
+        home.airflow("dags", "reserialize")
     return home
 
 
@@ -89,7 +114,8 @@ def spawn(home: AirflowHome, args: list[str], database: Path,
           log: Path) -> subprocess.Popen[bytes]:
     """``airflow <args>`` in its own session (so its children stop with it), output to log."""
     with open(log, "wb") as out:
-        return subprocess.Popen([str(VENV / "bin" / "airflow"), *args], env=home.env(database),
+        return subprocess.Popen([str(home.venv / "bin" / "airflow"), *args],
+                                env=home.env(database),
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -1,13 +1,47 @@
 #!/usr/bin/env bash
-# Install Apache Airflow 2.10.5 into its own virtualenv (default /opt/af2) for the
-# compatibility suite. Airflow's constraint files are not reachable here; the
-# unconstrained resolve installs (about 45 s) and works for what the suite uses.
+# Install a reference Apache Airflow into its own virtualenv for the compatibility suite.
+#   install_airflow.sh 2.10.5 VENV   - Airflow 2.10.5 on this Python
+#   install_airflow.sh 1.10.15 VENV  - Airflow 1.10.15 on Python 3.8 (from pyenv)
+# Airflow's constraint files are not reachable here. 2.10.5 resolves and works without
+# them (about 45 s); 1.10.15 needs the upper bounds below, which its constraints file
+# used to supply, or pip picks releases it cannot import (about 60 s).
 set -euo pipefail
-venv=${1:-/opt/af2}
-if [ -x "$venv/bin/airflow" ] && "$venv/bin/python" -c "import airflow, sys; sys.exit(airflow.__version__ != '2.10.5')"; then
+version=$1
+venv=$2
+if [ -x "$venv/bin/airflow" ] && "$venv/bin/python" -c "import airflow, sys; sys.exit(airflow.__version__ != '$version')" 2>/dev/null; then
   exit 0
 fi
-python3 -m venv "$venv" || python3 -m virtualenv "$venv"
-"$venv/bin/pip" install -q --upgrade pip
-"$venv/bin/pip" install -q "apache-airflow==2.10.5"
+rm -rf "$venv"
+case "$version" in
+  2.*)
+    python3 -m venv "$venv" || python3 -m virtualenv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q "apache-airflow==$version"
+    ;;
+  1.10.*)
+    py38=""
+    # pyenv's shims exist even where the version is not selected: try each candidate.
+    for candidate in "${PYTHON38:-}" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.8*/bin/python3.8 \
+        "$(command -v python3.8 || true)"; do
+      if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 8)' \
+          2>/dev/null; then
+        py38=$candidate
+        break
+      fi
+    done
+    if [ -z "$py38" ]; then
+      echo "Airflow $version needs Python 3.8 (pyenv install 3.8, or set PYTHON38)" >&2
+      exit 1
+    fi
+    "$py38" -m venv "$venv"
+    "$venv/bin/pip" install -q "pip<24"
+    "$venv/bin/pip" install -q "apache-airflow==$version" \
+      "SQLAlchemy<1.4" "Flask-SQLAlchemy<2.5" "werkzeug<1.0" "markupsafe<2.1" \
+      "itsdangerous<2.0" "jinja2<3.0" "wtforms<3.0" "marshmallow<3" \
+      "marshmallow-sqlalchemy<0.24" "email-validator<2" "attrs<21" "cattrs<1.1" \
+      "importlib-metadata<5" "tenacity<6" "pendulum<2" "flask-login<0.5" \
+      "flask-appbuilder<2.4" "sqlalchemy-jsonfield<1" "python-dateutil<2.9"
+    ;;
+  *) echo "unknown Airflow version $version" >&2; exit 2 ;;
+esac
 "$venv/bin/airflow" version
