@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pickle
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from api_plugin.store.safe_pickle import loads_conf
 from api_plugin.store.tables import AIRFLOW1, AIRFLOW2
@@ -356,6 +357,27 @@ def test_latest_runs(api: ApiHarness) -> None:
         ("example_etl", "2025-03-01T00:00:00+00:00"),
     ]
     assert set(items[0]) == {"dag_id", "execution_date", "start_date", "dag_run_url"}
+    # Any change committed by anyone shows at once (SQLite serves a cached copy only
+    # while the database is unchanged): here a scheduler-like write from outside.
+    assert (items[0]["start_date"] == "") == (api.flavor == AIRFLOW2)
+    with api.store.engine.begin() as conn:
+        conn.execute(update(api.store.tables.dag_run).where(
+            api.store.tables.dag_run.c.dag_id == "etl_nightly").values(
+            start_date=datetime(2025, 2, 1, 0, 5, tzinfo=UTC)))
+    items = ok(api.get("/latest_runs"))["items"]
+    assert items[0]["start_date"] == "2025-02-01T00:05:00+00:00"
+    if api.backend == "sqlite":
+        external = sqlite3.connect(api.url.removeprefix("sqlite:///"))
+        external.execute("UPDATE dag_run SET state = 'x' WHERE dag_id = 'example_etl'")
+        external.execute("DELETE FROM dag_run WHERE dag_id = 'etl_nightly'")
+        external.commit()
+        external.close()
+    else:
+        with api.store.engine.begin() as conn:
+            conn.execute(delete(api.store.tables.dag_run).where(
+                api.store.tables.dag_run.c.dag_id == "etl_nightly"))
+    items = ok(api.get("/latest_runs"))["items"]
+    assert [i["dag_id"] for i in items] == ["example_etl"]
 
 
 # 10-13. pools

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.sql import Select
@@ -117,24 +117,41 @@ def run_not_found(store: Store, dag_id: str, when: Any) -> NotFound:
 
 
 def _latest_runs_query(t: Tables) -> Select[Any]:
+    """Each dag_id's newest run, by seeking the (dag_id, execution_date) index.
+
+    A GROUP BY reads every run (20 ms at 100,000 runs on SQLite); instead a recursive
+    query hops from one dag_id to the next through the index, and for each takes the
+    run with the greatest execution date: two index seeks per DAG.
+    """
     dr = t.dag_run
-    newest = (
-        select(dr.c.dag_id, func.max(dr.c.execution_date).label("newest"))
-        .group_by(dr.c.dag_id)
-        .subquery()
+    step, newest = dr.alias("step"), dr.alias("newest")
+    ids = select(func.min(dr.c.dag_id).label("dag_id")).cte("ids", recursive=True)
+    ids = ids.union_all(
+        select(select(func.min(step.c.dag_id)).where(step.c.dag_id > ids.c.dag_id)
+               .scalar_subquery())
+        .where(ids.c.dag_id.is_not(None))
     )
+    latest = (select(newest.c.execution_date).where(newest.c.dag_id == ids.c.dag_id)
+              .order_by(newest.c.execution_date.desc()).limit(1).scalar_subquery())
     return (
         select(dr.c.dag_id, dr.c.execution_date, dr.c.start_date)
-        .join(newest, (newest.c.dag_id == dr.c.dag_id)
-              & (newest.c.newest == dr.c.execution_date))
+        .select_from(ids.join(dr, (dr.c.dag_id == ids.c.dag_id)
+                              & (dr.c.execution_date == latest)))
         .order_by(dr.c.dag_id)
     )
 
 
 def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
     """Each DAG's newest run, ordered by dag_id, in one query."""
+    # Served from a per-process copy while the database has not changed since (SQLite
+    # tells cheaply; elsewhere the marker is None and nothing is cached).
+    marker = store.change_marker()
+    if marker is not None:
+        cached = store.cache.get(("latest_runs", url_base))
+        if cached is not None and cached[0] == marker:
+            return cast(dict[str, Any], cached[1])
     rows = store.prepared("latest_runs", _latest_runs_query).all()
-    return {
+    result = {
         "items": [
             {
                 "dag_id": row.dag_id,
@@ -145,3 +162,6 @@ def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
             for row in rows
         ]
     }
+    if marker is not None:
+        store.cache[("latest_runs", url_base)] = (marker, result)
+    return result

@@ -7,6 +7,8 @@ once per DAG version (parsing a serialized DAG), so the request path only runs q
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +45,10 @@ class Store:
         self._dags: dict[str, DagSpec] = {}
         self._prepared: dict[str, Prepared] = {}
         self._statements: dict[str, Any] = {}
+        #: Results kept while ``change_marker()`` is unchanged (see there).
+        self.cache: dict[Any, tuple[int, Any]] = {}
+        self._monitor: tuple[int, sqlite3.Connection] | None = None
+        self._monitor_lock = threading.Lock()
         self._dags_lock = threading.Lock()
         url = engine.url
         self._writer_lock = (
@@ -97,6 +103,24 @@ class Store:
             query = self._prepared[key] = Prepared(self.engine, build(self.tables))
         return query
 
+    def change_marker(self) -> int | None:
+        """A number that changes whenever any connection commits to the database.
+
+        SQLite answers ``PRAGMA data_version`` on a connection of its own (per process,
+        reopened after a fork) in microseconds; it changes on every commit made by any
+        other connection, this process's included. Other databases have no such cheap
+        signal: None, and callers then compute every time.
+        """
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        with self._monitor_lock:
+            if self._monitor is None or self._monitor[0] != os.getpid():
+                self._monitor = (os.getpid(), sqlite3.connect(
+                    url.database, check_same_thread=False, isolation_level=None))
+            row = self._monitor[1].execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
     def statement(self, key: str, build: Callable[[Tables], Any]) -> Any:
         """A statement built once from this store's tables (kept for SQLAlchemy's own
         compiled cache, which then needs no new cache key per request)."""
@@ -134,3 +158,7 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection (tests, and after a fork)."""
         self.engine.dispose()
+        with self._monitor_lock:
+            if self._monitor is not None and self._monitor[0] == os.getpid():
+                self._monitor[1].close()
+            self._monitor = None

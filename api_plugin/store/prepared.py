@@ -86,10 +86,10 @@ class Prepared:
             return [make(row) for row in rows]
         out = []
         for row in rows:
-            values = list(row)
+            cells = list(row)
             for i, processor in steps:
-                values[i] = processor(values[i])
-            out.append(make(values))
+                cells[i] = processor(cells[i])
+            out.append(make(cells))
         return out
 
     def first(self, **values: Any) -> Any:

@@ -19,7 +19,7 @@ from tests.compat.normalise import Answer
 Check = Callable[[Answer, Answer], bool]
 
 
-def SAME(airflow: Answer, ours: Answer) -> bool:  # noqa: N802 - a named constant
+def SAME(airflow: Answer, ours: Answer) -> bool:
     """No difference allowed."""
     return (airflow.status, airflow.body) == (ours.status, ours.body)
 
