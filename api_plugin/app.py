@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
-from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -16,6 +13,7 @@ from werkzeug.wrappers import Request
 
 from api_plugin.auth.base import Environ, StartResponse
 from api_plugin.errors import ApiError
+from api_plugin.rendering import render_json
 from api_plugin.routes import build_url_map
 from api_plugin.services import ApiService
 from api_plugin.views import VIEWS, Context, PlainText
@@ -49,19 +47,6 @@ def database_unavailable(exc: Exception) -> bool:
         return True
     text = str(getattr(exc, "orig", exc)).lower()
     return isinstance(exc, OperationalError) and any(h in text for h in _UNAVAILABLE_HINTS)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def render_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON."""
-    return json.dumps(value, default=_json_default, separators=(",", ":")).encode()
 
 
 class ApiApp:

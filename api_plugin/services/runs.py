@@ -10,6 +10,7 @@ from sqlalchemy.sql import Select
 
 from api_plugin.dates import isoformat, parse_datetime
 from api_plugin.errors import BadRequest, NotFound
+from api_plugin.rendering import Rendered
 from api_plugin.services.common import dag_not_in_model, dag_run_url, shown_date
 from api_plugin.store import Store
 from api_plugin.store.tables import Tables
@@ -163,5 +164,7 @@ def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
         ]
     }
     if marker is not None:
+        # Kept with its JSON already encoded: a cache hit then costs no encoding either.
+        result = Rendered(result)
         store.cache[("latest_runs", url_base)] = (marker, result)
     return result
