@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ def start(args: list[str], env: dict[str, str], probe: str, cwd: Path = HERE.par
         try:
             urllib.request.urlopen(probe, timeout=2).read()
             return proc
+        except urllib.error.HTTPError:
+            return proc  # it answered (a 401 behind an auth backend is an answer)
         except OSError:
             time.sleep(0.2)
     proc.kill()
@@ -75,8 +78,10 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def wrk(url: str, seconds: int, connections: int, script: str | None = None,
-        env: dict[str, str] | None = None) -> Result:
+        env: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Result:
     args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    for name, value in (headers or {}).items():
+        args[1:1] = ["-H", f"{name}: {value}"]
     if script:
         args[1:1] = ["-s", script]
     out = subprocess.run(args, capture_output=True, text=True, check=True,

@@ -24,16 +24,15 @@ def free_port_block(size: int = 10) -> int:
             base = int(probe.getsockname()[1])
         if base + size > 65000:
             continue
+        sockets: list[socket.socket] = []
         try:
-            sockets = []
             for port in range(base, base + size):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", port))
-                sockets.append(sock)
+                sockets.append(socket.socket())  # kept before bind, so always closed
+                sockets[-1].bind(("127.0.0.1", port))
         except OSError:
             continue
         finally:
-            for sock in locals().get("sockets", []):
+            for sock in sockets:
                 sock.close()
         return base
     raise RuntimeError("no free port block for the KDC")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Integer, bindparam, func, select
+from sqlalchemy import BigInteger, bindparam, func, select
 from sqlalchemy.sql import Select
 
 from api_plugin.dates import isoformat, parse_datetime
@@ -76,8 +76,8 @@ def _runs_query(by_state: bool) -> Callable[[Tables], Select[Any]]:
                    dr.c.start_date)
             .where(dr.c.dag_id == bindparam("dag_id"))
             .order_by(dr.c.execution_date)
-            .limit(bindparam("lim", type_=Integer))
-            .offset(bindparam("off", type_=Integer))
+            .limit(bindparam("lim", type_=BigInteger))
+            .offset(bindparam("off", type_=BigInteger))
         )
         return query.where(dr.c.state == bindparam("state")) if by_state else query
 

@@ -62,7 +62,12 @@ class Prepared:
 
     def all(self, **values: Any) -> list[Any]:
         """Every row, as named tuples with processed values."""
-        raw = self.engine.raw_connection()
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            raw = self.engine.raw_connection()
+        except dbapi_error as exc:  # the pool hands the driver's own connect error through
+            raise DBAPIError.instance(None, None, exc, dbapi_error,
+                                      connection_invalidated=True) from exc
         cursor = None
         try:
             cursor = raw.cursor()
@@ -70,14 +75,15 @@ class Prepared:
             rows = cursor.fetchall()
             if self.result_processors is None:
                 self.result_processors = self._processors(cursor.description)
-        except self.engine.dialect.loaded_dbapi.Error as exc:
-            if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor):
+        except dbapi_error as exc:
+            dropped = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+            if dropped:
                 raw.invalidate(exc)
-            raise DBAPIError.instance(self.sql, values, exc,
-                                      self.engine.dialect.loaded_dbapi.Error) from exc
+            raise DBAPIError.instance(self.sql, values, exc, dbapi_error,
+                                      connection_invalidated=dropped) from exc
         finally:
             if cursor is not None:
-                with contextlib.suppress(self.engine.dialect.loaded_dbapi.Error):
+                with contextlib.suppress(dbapi_error):
                     cursor.close()
             raw.close()
         make = self.row_type._make
