@@ -23,6 +23,7 @@ from api_plugin.services.common import require_dag_spec
 from api_plugin.services.intervals import manual_data_interval
 from api_plugin.store import AIRFLOW1, DagSpec, Store
 from api_plugin.store.safe_pickle import dumps_conf
+from api_plugin.store.tables import Tables
 
 CONF_NOT_A_DICT = "Dag Run conf must be a dictionary object, other types are not supported"
 MAX_RUN_ID_LENGTH = 250
@@ -107,10 +108,13 @@ def trigger_dag_run(store: Store, request: TriggerRequest) -> dict[str, str]:
     try:
         # Optimistic: the unique constraints on (dag_id, run_id) and (dag_id,
         # execution_date) that both Airflow schemas have decide duplicates, atomically.
-        with store.write() as conn:
-            conn.execute(_run_insert(store), run_row)
-            if ti_rows:
-                conn.execute(insert(ti_table), ti_rows)
+        run_insert = store.prepared_insert(
+            "dag_run", lambda t: _run_insert(t, store.has_log_template), tuple(run_row))
+        ti_insert = store.prepared_insert("task_instance", lambda t: insert(t.task_instance),
+                                          tuple(ti_rows[0]) if ti_rows else ())
+        with store.raw_write() as cursor:
+            run_insert.execute(cursor, run_row)
+            ti_insert.executemany(cursor, ti_rows)
     except IntegrityError:
         with store.read() as conn:
             if _run_exists(store, conn, request.dag_id, run_id, when):
@@ -182,15 +186,14 @@ def _run_row(
     return {k: v for k, v in values.items() if k in dr.c}
 
 
-def _run_insert(store: Store) -> Insert:
-    """The dag_run INSERT, built once per store; rows go in as parameters so that its
-    compiled form is reused. On airflow2 it fills ``log_template_id`` itself with the
+def _run_insert(t: Tables, has_log_template: bool) -> Insert:
+    """The dag_run INSERT; on airflow2 it fills ``log_template_id`` itself with the
     newest template, in the same statement."""
-    built: Insert = store.statement("insert_dag_run", lambda t: insert(t.dag_run).values(
-        log_template_id=select(func.max(column("id"))).select_from(table("log_template"))
-        .scalar_subquery()) if store.has_log_template and "log_template_id" in t.dag_run.c
-        else insert(t.dag_run))
-    return built
+    if "log_template_id" in t.dag_run.c and has_log_template:
+        return insert(t.dag_run).values(
+            log_template_id=select(func.max(column("id"))).select_from(table("log_template"))
+            .scalar_subquery())
+    return insert(t.dag_run)
 
 
 def task_instance_rows(

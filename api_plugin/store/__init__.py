@@ -11,17 +11,18 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
 from api_plugin.store.engine import make_engine
 from api_plugin.store.flavor import detect_flavor, inspect_schema
 from api_plugin.store.locking import hold, writer_lock_for
-from api_plugin.store.prepared import Prepared
+from api_plugin.store.prepared import Prepared, PreparedInsert
 from api_plugin.store.serialized import DagSpec, load_document, parse_dag
 from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, Tables, build_tables
 
@@ -45,6 +46,7 @@ class Store:
         self._dags: dict[str, DagSpec] = {}
         self._prepared: dict[str, Prepared] = {}
         self._statements: dict[str, Any] = {}
+        self._prepared_inserts: dict[str, PreparedInsert] = {}
         #: Results kept while ``change_marker()`` is unchanged (see there).
         self.cache: dict[Any, tuple[int, Any]] = {}
         self._monitor: tuple[int, sqlite3.Connection] | None = None
@@ -120,6 +122,57 @@ class Store:
                     url.database, check_same_thread=False, isolation_level=None))
             row = self._monitor[1].execute("PRAGMA data_version").fetchone()
         return int(row[0])
+
+    def prepared_insert(self, key: str, build: Callable[[Tables], Any],
+                        keys: tuple[str, ...]) -> PreparedInsert:
+        """The INSERT ``key`` for rows with these keys, compiled once."""
+        cache_key = f"{key}:{','.join(keys)}"
+        found = self._prepared_inserts.get(cache_key)
+        if found is None:
+            found = self._prepared_inserts[cache_key] = PreparedInsert(
+                self.engine, build(self.tables), keys)
+        return found
+
+    @contextmanager
+    def raw_write(self) -> Iterator[Any]:
+        """A DBAPI cursor inside one write transaction, committed on success.
+
+        The trigger's path: the same transaction as ``write()`` (SQLite: the writer
+        flock, then ``BEGIN IMMEDIATE``) without SQLAlchemy's per-statement machinery.
+        Driver errors come out as SQLAlchemy's ``DBAPIError`` family, as from ``write()``.
+        """
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        with hold(self._writer_lock):
+            try:
+                raw = self.engine.raw_connection()
+            except dbapi_error as exc:
+                raise DBAPIError.instance(None, None, exc, dbapi_error,
+                                          connection_invalidated=True) from exc
+            cursor = None
+            try:
+                cursor = raw.cursor()
+                if self._writer_lock is not None:
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                raw.commit()
+            except dbapi_error as exc:
+                dropped = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+                if dropped:
+                    raw.invalidate(exc)
+                else:
+                    with suppress(dbapi_error):
+                        raw.rollback()
+                raise DBAPIError.instance(None, None, exc, dbapi_error,
+                                          connection_invalidated=dropped) from exc
+            except BaseException:
+                with suppress(dbapi_error):
+                    raw.rollback()
+                raise
+            finally:
+                if cursor is not None:
+                    with suppress(dbapi_error):
+                        cursor.close()
+                raw.close()
 
     def statement(self, key: str, build: Callable[[Tables], Any]) -> Any:
         """A statement built once from this store's tables (kept for SQLAlchemy's own

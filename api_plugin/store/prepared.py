@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Insert, Select
 
 Processor = Callable[[Any], Any] | None
 
@@ -102,3 +102,34 @@ class Prepared:
         """The first row, or None."""
         rows = self.all(**values)
         return rows[0] if rows else None
+
+
+class PreparedInsert:
+    """One compiled INSERT for rows with a fixed set of keys, run on a DBAPI cursor
+    inside ``Store.raw_write()`` (the trigger's two statements)."""
+
+    def __init__(self, engine: Engine, statement: Insert, keys: tuple[str, ...]) -> None:
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        self.sql = compiled.string
+        self.positional: tuple[str, ...] | None = (
+            tuple(compiled.positiontup or ()) if dialect.positional else None)
+        self.steps = [(name, processor) for name, bind in compiled.binds.items()
+                      if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))
+                      is not None]
+
+    def _parameters(self, row: Mapping[str, Any]) -> Any:
+        values = dict(row)
+        for name, processor in self.steps:
+            if name in values:
+                values[name] = processor(values[name])
+        if self.positional is None:
+            return values
+        return tuple(values[name] for name in self.positional)
+
+    def execute(self, cursor: Any, row: Mapping[str, Any]) -> None:
+        cursor.execute(self.sql, self._parameters(row))
+
+    def executemany(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            cursor.executemany(self.sql, [self._parameters(row) for row in rows])
