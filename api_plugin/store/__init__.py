@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
+from api_plugin.store.checkpoint import Checkpointer
 from api_plugin.store.engine import make_engine
 from api_plugin.store.flavor import detect_flavor, inspect_schema
 from api_plugin.store.locking import hold, writer_lock_for
@@ -55,6 +56,9 @@ class Store:
         url = engine.url
         self._writer_lock = (
             writer_lock_for(url.database) if url.get_backend_name() == "sqlite" else None
+        )
+        self._checkpointer = (
+            Checkpointer(self._writer_lock.database) if self._writer_lock is not None else None
         )
 
     @classmethod
@@ -97,6 +101,8 @@ class Store:
             immediate=True
         ) as conn, conn.begin():
             yield conn
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def prepared(self, key: str, build: Callable[[Tables], Select[Any]]) -> Prepared:
         """The hot query ``key``, built from this store's tables and compiled once."""
@@ -155,6 +161,8 @@ class Store:
                     cursor.execute("BEGIN IMMEDIATE")
                 yield cursor
                 raw.commit()
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
             except dbapi_error as exc:
                 dropped = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
                 if dropped:

@@ -17,10 +17,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 
 class WriterLock:
-    """An inter-process, inter-thread exclusive lock on ``path``."""
+    """An inter-process, inter-thread exclusive lock beside the SQLite file ``database``."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.path = database + ".writer-lock"
         self._thread_lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
@@ -48,7 +49,7 @@ def writer_lock_for(database_path: str | None) -> WriterLock | None:
     """The lock for a SQLite file, or None (memory databases, other servers)."""
     if not database_path or database_path == ":memory:" or database_path.startswith("file:"):
         return None
-    return WriterLock(os.path.abspath(os.path.expanduser(database_path)) + ".writer-lock")
+    return WriterLock(os.path.abspath(os.path.expanduser(database_path)))
 
 
 def hold(lock: WriterLock | None) -> AbstractContextManager[None]:
