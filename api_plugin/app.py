@@ -9,7 +9,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
-from werkzeug.wrappers import Request
 
 from api_plugin.auth.base import Environ, StartResponse
 from api_plugin.errors import ApiError
@@ -36,6 +35,15 @@ _UNAVAILABLE_HINTS = ("database is locked", "unable to open database", "could no
                       "connection to server", "no connection to the server")
 
 
+def wsgi_text(value: object) -> str:
+    """A PEP 3333 native string (bytes carried as latin-1) read as the UTF-8 it is,
+    undecodable bytes replaced, as werkzeug reads paths."""
+    text = str(value)
+    if text.isascii():
+        return text
+    return text.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
 def database_unavailable(exc: Exception) -> bool:
     """True when the database cannot be reached now (a 503), not when a query is wrong."""
     if isinstance(exc, PoolTimeout):
@@ -58,13 +66,19 @@ class ApiApp:
         self.prefix = prefix.rstrip("/")
         self.max_body_bytes = max_body_bytes
         self.url_map = build_url_map()
+        # One adapter for every request: matching needs only the path and the method
+        # (``bind_to_environ`` would parse the Host header each time, for redirects
+        # this API never makes).
+        self._routes = self.url_map.bind("localhost")
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
         headers: list[tuple[str, str]] = []
+        ctx = Context(self.service, environ, self.max_body_bytes, "")
         try:
-            endpoint, args = self.url_map.bind_to_environ(environ).match()
-            ctx = Context(self.service, request, self.max_body_bytes, self._url_base(environ))
+            endpoint, args = self._routes.match(
+                wsgi_text(environ.get("PATH_INFO", "")) or "/",
+                str(environ.get("REQUEST_METHOD", "GET")))
+            ctx.url_base = self._url_base(environ)
             result = VIEWS[endpoint](ctx, **args)
             status = 200
             if isinstance(result, PlainText):
@@ -78,22 +92,22 @@ class ApiApp:
             allowed = sorted(set(exc.valid_methods or ()))
             headers.append(("Allow", ", ".join(allowed)))
             status, content_type = 405, JSON_TYPE
-            body = render_json({"error": f"Method {request.method} not allowed; use "
+            body = render_json({"error": f"Method {ctx.request.method} not allowed; use "
                                          f"{', '.join(allowed)}"})
         except HTTPException as exc:
             status, content_type = exc.code or 400, JSON_TYPE
             text = "Not found" if status == 404 else (exc.description or exc.name)
-            body = render_json({"error": f"{text}: {request.path}" if status == 404 else text})
+            body = render_json({"error": f"{text}: {ctx.request.path}" if status == 404 else text})
         except (DBAPIError, PoolTimeout) as exc:
             if database_unavailable(exc):
                 log.warning("database unavailable: %s", str(exc).splitlines()[0])
                 status, body = 503, render_json({"error": DB_UNAVAILABLE})
             else:
-                log.exception("database error on %s %s", request.method, request.path)
+                log.exception("database error on %s %s", ctx.request.method, ctx.request.path)
                 status, body = 500, render_json({"error": "Internal database error"})
             content_type = JSON_TYPE
         except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
+            log.exception("unhandled error on %s %s", ctx.request.method, ctx.request.path)
             status, body = 500, render_json({"error": "Internal server error"})
             content_type = JSON_TYPE
         headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]

@@ -24,14 +24,28 @@ class PlainText:
     text: str
 
 
-@dataclass
 class Context:
-    """What a view may use: the service, the request, and where the API is mounted."""
+    """What a view may use: the service, the request, and where the API is mounted.
 
-    service: ApiService
-    request: Request
-    max_body_bytes: int
-    url_base: str
+    The werkzeug ``Request`` is built only when a view reads it (query string, body):
+    most endpoints need nothing but their path arguments.
+    """
+
+    __slots__ = ("_request", "environ", "max_body_bytes", "service", "url_base")
+
+    def __init__(self, service: ApiService, environ: dict[str, Any], max_body_bytes: int,
+                 url_base: str) -> None:
+        self.service = service
+        self.environ = environ
+        self.max_body_bytes = max_body_bytes
+        self.url_base = url_base
+        self._request: Request | None = None
+
+    @property
+    def request(self) -> Request:
+        if self._request is None:
+            self._request = Request(self.environ)
+        return self._request
 
     def json_body(self) -> dict[str, Any]:
         """The body as a JSON object, whatever its Content-Type (as Airflow reads it)."""

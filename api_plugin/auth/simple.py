@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from api_plugin.auth.base import Authenticated, Denied, Environ, Outcome
 
@@ -13,8 +14,13 @@ OPEN_API_REFUSED = (
 )
 
 
+@lru_cache(maxsize=4096)
 def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1, 'localhost' and a unix socket (empty host)."""
+    """True for 127.0.0.0/8, ::1, 'localhost' and a unix socket (empty host).
+
+    Cached: it is asked on every request of the open backend, by the few addresses a
+    server sees over and over.
+    """
     host = host.strip().strip("[]")
     if host in ("", "localhost") or host.startswith("unix:"):
         return True

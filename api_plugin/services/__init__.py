@@ -9,9 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from api_plugin import __version__
+from api_plugin.rendering import Rendered
 from api_plugin.services import dags, pools, runs, tasks
 from api_plugin.services.trigger import parse_trigger, trigger_dag_run
 from api_plugin.store import Store
+
+#: The health answer, its JSON encoded once.
+_TEST_ANSWER = Rendered({"status": "OK"})
 
 
 class ApiService:
@@ -25,7 +29,7 @@ class ApiService:
         return self.store.flavor
 
     def test(self) -> dict[str, str]:
-        return {"status": "OK"}
+        return _TEST_ANSWER
 
     def info(self) -> dict[str, str]:
         return {"version": __version__, "flavor": self.store.flavor}
