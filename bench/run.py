@@ -144,25 +144,41 @@ def main() -> int:
         raise SystemExit("wrk is needed: apt-get install wrk")
     work = Path(tempfile.mkdtemp(prefix="api_plugin_bench_"))
     env = {**os.environ, "API_PLUGIN_CONFIG": str(work / "none.cfg")}
-    port = free_port()
-    ceiling_proc = gunicorn("bench.ceiling:app", port, env, "/")
+    # The ceiling server stays up all along and is measured again right before each
+    # plugin run, so every ratio compares two measurements of the same minute.
+    ceiling_port = free_port()
+    ceiling_proc = gunicorn("bench.ceiling:app", ceiling_port, env, "/")
     try:
-        ceiling = wrk(f"http://127.0.0.1:{port}/", args.seconds, args.connections)
+        return run_all(args, work, env, ceiling_port)
     finally:
         ceiling_proc.terminate()
+        ceiling_proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_all(args: argparse.Namespace, work: Path, env: dict[str, str],
+            ceiling_port: int) -> int:
+    def with_ceiling(base: str, **kwargs: str) -> dict[str, Result]:
+        ceilings.append(wrk(f"http://127.0.0.1:{ceiling_port}/", args.seconds,
+                            args.connections))
+        return measure(base, args.seconds, args.connections, **kwargs)
+
+    ceilings: list[Result] = []
     sizes = [(1, 100)] + ([(1000, 100)] if args.scale else [])
     if args.airflow:
         from bench import airflow_side
 
         ours, theirs = airflow_side.measure_both(
             Path(args.airflow), work,
-            lambda base, run_prefix: measure(base, args.seconds, args.connections,
-                                             airflow_side.DAG_ID, airflow_side.TASK_ID,
-                                             run_prefix),
+            lambda base, run_prefix: (
+                with_ceiling(base, dag=airflow_side.DAG_ID, task=airflow_side.TASK_ID,
+                             run_prefix=run_prefix) if run_prefix == "plugin"
+                else measure(base, args.seconds, args.connections, airflow_side.DAG_ID,
+                             airflow_side.TASK_ID, run_prefix)),
             gunicorn, free_port, env)
         report(f"plugin and Airflow 2.10.5's webserver on one Airflow-made database "
                f"({airflow_side.DAG_ID}, 100 runs), {WORKERS} sync workers each, "
-               f"{args.connections} connections", ours, ceiling, theirs)
+               f"{args.connections} connections", ours, ceilings[-1], theirs)
     results = {}
     for dags, runs in sizes:
         url = seed_database(work / f"db_{dags}.db", dags, runs)
@@ -171,20 +187,18 @@ def main() -> int:
                         {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url},
                         "/api/experimental/test")
         try:
-            results[(dags, runs)] = measure(f"http://127.0.0.1:{port}", args.seconds,
-                                            args.connections)
+            results[(dags, runs)] = with_ceiling(f"http://127.0.0.1:{port}")
         finally:
             proc.terminate()
             proc.wait()
         report(f"plugin, {dags} DAG(s) x {runs} runs each, {WORKERS} sync workers, "
-               f"{args.connections} connections", results[(dags, runs)], ceiling, None)
+               f"{args.connections} connections", results[(dags, runs)], ceilings[-1], None)
     if args.scale:
         small, big = results[(1, 100)], results[(1000, 100)]
         print("\n== cost growth at 1,000 DAGs / 100,000 runs (p50 big / p50 small)")
         for name in small:
             print(f"{name:<15}{big[name].p50_ms / max(small[name].p50_ms, 1e-6):>8.2f}x"
                   f"   p50 {big[name].p50_ms:.2f} ms")
-    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
