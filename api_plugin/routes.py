@@ -22,6 +22,7 @@ ROUTES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("/dags/<dag_id>/paused/<value>", ("GET",), "set_paused"),
     ("/dags/<dag_id>/paused", ("GET",), "get_paused"),
     ("/latest_runs", ("GET",), "latest_runs"),
+    ("/lineage/<dag_id>/<execution_date>", ("GET",), "lineage"),
     ("/pools", ("GET",), "pools"),
     ("/pools", ("POST",), "create_pool"),
     ("/pools/<name>", ("GET",), "pool"),

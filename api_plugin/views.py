@@ -109,6 +109,10 @@ def dag_run_state(ctx: Context, dag_id: str, execution_date: str) -> Any:
     return ctx.service.get_dag_run_state(dag_id, execution_date)
 
 
+def lineage(ctx: Context, dag_id: str, execution_date: str) -> Any:
+    return ctx.service.get_lineage(dag_id, execution_date)
+
+
 def task(ctx: Context, dag_id: str, task_id: str) -> Any:
     return ctx.service.get_task(dag_id, task_id)
 
@@ -165,6 +169,7 @@ VIEWS: dict[str, View] = {
     "dag_runs": dag_runs,
     "dag_run_state": dag_run_state,
     "task": task,
+    "lineage": lineage,
     "task_instance": task_instance,
     "set_paused": set_paused,
     "get_paused": get_paused,

@@ -10,7 +10,7 @@ from typing import Any
 
 from api_plugin import __version__
 from api_plugin.rendering import Rendered
-from api_plugin.services import dags, pools, runs, tasks
+from api_plugin.services import dags, lineage, pools, runs, tasks
 from api_plugin.services.trigger import parse_trigger, trigger_dag_run
 from api_plugin.store import Store
 
@@ -53,6 +53,9 @@ class ApiService:
 
     def get_dag_run_state(self, dag_id: str, execution_date: Any) -> dict[str, Any]:
         return runs.get_dag_run_state(self.store, dag_id, execution_date)
+
+    def get_lineage(self, dag_id: str, execution_date: Any) -> dict[str, Any]:
+        return lineage.get_lineage(self.store, dag_id, execution_date)
 
     def latest_runs(self, url_base: str = "") -> dict[str, Any]:
         return runs.latest_runs(self.store, url_base)

@@ -9,7 +9,7 @@ from api_plugin.store.tables import AIRFLOW1, AIRFLOW2
 
 #: Tables whose real columns are read so the plugin touches only what exists.
 KNOWN_TABLES = ("dag", "dag_run", "task_instance", "slot_pool", "serialized_dag", "dag_code",
-                "ab_user", "users", "log_template")
+                "ab_user", "users", "log_template", "xcom")
 
 
 def inspect_schema(connection: Connection) -> dict[str, set[str]]:

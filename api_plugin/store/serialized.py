@@ -18,9 +18,49 @@ TIMEDELTA_FIELDS = frozenset({"retry_delay", "execution_timeout", "max_retry_del
 DATETIME_FIELDS = frozenset({"start_date", "end_date"})
 
 
+class Shown:
+    """A value Airflow deserializes into one of its own classes (a Dataset), kept as the
+    text that object's ``repr()`` gives, so it renders as in Airflow with no import."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Shown) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+_DATASET_KINDS = ("dataset", "dataset_alias", "dataset_any", "dataset_all")
+
+
+def _dataset(kind: str, var: dict[str, Any]) -> Shown:
+    """Airflow 2's dataset condition as its attrs/own ``repr()`` writes it."""
+    if kind == "dataset":
+        return Shown(f"Dataset(uri={var.get('uri')!r}, extra={decode_value(var.get('extra'))!r})")
+    if kind == "dataset_alias":
+        return Shown(f"DatasetAlias(name={var.get('name')!r})")
+    parts = []
+    for item in var.get("objects") or ():
+        inner = item.get("__var", item) if isinstance(item, dict) else {}
+        parts.append(str(_dataset(str(item.get("__type")), inner)
+                         if isinstance(item, dict) else item))
+    return Shown(f"{'DatasetAny' if kind == 'dataset_any' else 'DatasetAll'}({', '.join(parts)})")
+
+
 def decode_value(value: Any) -> Any:
     """Undo Airflow's ``{"__type", "__var"}`` encoding of one value."""
     if isinstance(value, dict):
+        if value.get("__type") in _DATASET_KINDS and isinstance(value.get("__var", value), dict):
+            return _dataset(value["__type"], value.get("__var", value))
         if "__type" in value and "__var" in value:
             kind, var = value["__type"], value["__var"]
             if kind == "datetime":

@@ -52,6 +52,7 @@ class Tables:
     serialized_dag: Table
     dag_code: Table
     users: Table
+    xcom: Table
 
     @property
     def users_table_name(self) -> str:
@@ -290,5 +291,29 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
             Column("password", String(255)),
             Column("superuser", Boolean),
         )
+    # XComs: read for lineage (the values tasks pushed under the pipeline_* keys).
+    xcom = _table(
+        md, "xcom", keep,
+        Column("dag_run_id", Integer, nullable=False),
+        Column("task_id", String(250), nullable=False),
+        Column("map_index", Integer, nullable=False, server_default="-1"),
+        Column("key", String(512), nullable=False),
+        Column("dag_id", String(250), nullable=False),
+        Column("run_id", String(250), nullable=False),
+        Column("value", LargeBinary),
+        Column("timestamp", UtcDateTime, nullable=False),
+        PrimaryKeyConstraint("dag_run_id", "task_id", "map_index", "key", name="xcom_pkey"),
+        Index("idx_xcom_task_instance", "dag_id", "task_id", "run_id", "map_index"),
+    ) if a2 else _table(
+        md, "xcom", keep,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("key", String(512)),
+        Column("value", LargeBinary),
+        Column("timestamp", UtcDateTime, nullable=False),
+        Column("execution_date", UtcDateTime, nullable=False),
+        Column("task_id", String(250), nullable=False),
+        Column("dag_id", String(250), nullable=False),
+        Index("idx_xcom_dag_task_date", "dag_id", "task_id", "execution_date"),
+    )
     return Tables(flavor, md, dag, dag_run, task_instance, slot_pool, serialized_dag,
-                  dag_code, users)
+                  dag_code, users, xcom)

@@ -138,6 +138,11 @@ def test_scheduler_runs_what_the_plugin_triggered(home: AirflowHome) -> None:
                                     "execution_date": "2025-10-01T00:00:00+00:00"}))
         assert trigger.status == 200, trigger
         when = "2025-10-01T00:00:00%2B00:00"
+        lineage = home.flavor == "airflow2"  # Airflow 1.10 has no lineage endpoint
+        if lineage:
+            assert send(port, Entry("", "GET", "/dags/lineage/paused/false")).status == 200
+            assert send(port, Entry("", "POST", "/dags/lineage/dag_runs", {
+                "run_id": "e2e", "execution_date": "2025-10-01T00:00:00+00:00"})).status == 200
         scheduler = spawn(home, ["scheduler"], database, home.path / "scheduler.log")
         state = ""
         deadline = time.monotonic() + 300
@@ -146,6 +151,11 @@ def test_scheduler_runs_what_the_plugin_triggered(home: AirflowHome) -> None:
             answer = send(port, Entry("", "GET", f"/dags/chain/dag_runs/{when}"))
             assert answer.status == 200, answer
             state = answer.body["state"]
+        assert state == "success", (home.path / "scheduler.log").read_text()[-4000:]
+        state = "" if lineage else state
+        while lineage and time.monotonic() < deadline and state != "success":
+            time.sleep(1)
+            state = send(port, Entry("", "GET", f"/dags/lineage/dag_runs/{when}")).body["state"]
         assert state == "success", (home.path / "scheduler.log").read_text()[-4000:]
         stop(scheduler)
         for task in ("start", "left", "right", "end"):
@@ -171,10 +181,26 @@ def test_scheduler_runs_what_the_plugin_triggered(home: AirflowHome) -> None:
                      for task in ("start", "left", "right", "end")]
             reads += [Entry("runs", "GET", "/dags/chain/dag_runs"),
                       Entry("state", "GET", f"/dags/chain/dag_runs/{when}")]
+            if lineage:  # what the tasks pushed, and the tasks' own inlets and outlets
+                reads += [Entry("lineage", "GET", f"/lineage/lineage/{when}"),
+                          Entry("lineage, chain", "GET", f"/lineage/chain/{when}"),
+                          Entry("lineage, no run", "GET", "/lineage/lineage/2025-10-02"),
+                          Entry("lineage, bad date", "GET", "/lineage/lineage/soon"),
+                          Entry("lineage, unknown dag", "GET", f"/lineage/nope/{when}")]
+                reads += [Entry(f"task {task}", "GET", f"/dags/lineage/tasks/{task}")
+                          for task in ("fetch", "publish")]
             for entry in reads:
                 theirs, ours = send(airflow_port, entry), send(port, entry)
                 assert (theirs.status, theirs.body) == (ours.status, ours.body), \
                     entry.name + describe(theirs, ours)
+            if lineage:  # not two empty answers: what the tasks really pushed
+                assert send(port, reads[-7]).body == {"task_ids": {
+                    "fetch": {"inlets": ["airflow.lineage.entities.File@version=0("
+                                         "url=/data/in.csv,type_hint=None)"],
+                              "outlets": ["airflow.datasets.Dataset@version=1("
+                                          "uri=s3://lake/raw,extra=None)", "a plain string"]},
+                    "publish": {"outlets": ["airflow.datasets.Dataset@version=1("
+                                            "uri=s3://lake/published,extra={'team': 'ops'})"]}}}
         finally:
             stop(airflow)
     finally:
