@@ -344,68 +344,6 @@ def test_pause_errors(api: ApiHarness) -> None:
     assert ok(api.get("/dags/example_etl/paused")) == {"is_paused": False}
 
 
-# 3b. lineage
-
-def _push_lineage(api: ApiHarness, when: datetime, run_id: str, task_id: str, key: str,
-                  value: bytes, at: datetime) -> None:
-    """An XCom row as the flavor's Airflow writes it when a task with lineage runs."""
-    x = api.store.tables.xcom
-    row: dict[str, Any] = {"key": key, "value": value, "timestamp": at, "task_id": task_id,
-                           "dag_id": "etl_nightly"}
-    if api.flavor == AIRFLOW1:
-        row["execution_date"] = when
-    else:
-        with api.store.read() as conn:
-            pk = conn.execute(select(api.store.tables.dag_run.c.id).where(
-                api.store.tables.dag_run.c.run_id == run_id)).scalar_one()
-        row.update(dag_run_id=pk, run_id=run_id, map_index=-1)
-    with api.store.write() as conn:
-        conn.execute(x.insert().values(**row))
-
-
-def test_lineage(api: ApiHarness) -> None:
-    run = ok(trigger(api, "etl_nightly", execution_date="2025-07-01T00:00:00+00:00"))
-    when, base = datetime(2025, 7, 1, tzinfo=UTC), "/lineage/etl_nightly"
-    assert ok(api.get(f"{base}/2025-07-01T00:00:00")) == {"task_ids": {}}
-    t1, t2 = datetime(2025, 7, 1, 1, tzinfo=UTC), datetime(2025, 7, 1, 2, tzinfo=UTC)
-    if api.flavor == AIRFLOW1:
-        # Airflow 1.10 pickles DataSet.as_dict() of each inlet and outlet.
-        inlet = {"typeName": "file", "attributes": {"name": "/data/in.csv"}}
-        _push_lineage(api, when, run["run_id"], "extract", "pipeline_inlets",
-                      pickle.dumps([inlet]), t1)
-        _push_lineage(api, when, run["run_id"], "extract", "pipeline_outlets",
-                      pickle.dumps([{"typeName": "file", "attributes": {"name": "/o"}}]), t1)
-        _push_lineage(api, when, run["run_id"], "load", "pipeline_outlets",
-                      pickle.dumps(__import__("collections").OrderedDict(a=1)), t2)
-        assert ok(api.get(f"{base}/2025-07-01T00:00:00")) == {"task_ids": {
-            "extract": {"inlets": [inlet],
-                        "outlets": [{"typeName": "file", "attributes": {"name": "/o"}}]},
-            # a pickle naming a class is never loaded: shown as null
-            "load": {"outlets": None}}}
-    else:
-        dataset = {"__classname__": "airflow.datasets.Dataset", "__version__": 0,
-                   "__data__": {"uri": "s3://out/x", "extra": {}}}
-        _push_lineage(api, when, run["run_id"], "extract", "pipeline_inlets",
-                      b'["s3://in/a.csv", {"k": [1, 2]}]', t1)
-        _push_lineage(api, when, run["run_id"], "load", "pipeline_outlets",
-                      json_bytes([dataset, {"__classname__": "builtins.tuple",
-                                            "__version__": 1, "__data__": ["a", 2]}]), t2)
-        assert ok(api.get(f"{base}/2025-07-01T00:00:00%2B00:00")) == {"task_ids": {
-            "extract": {"inlets": ["s3://in/a.csv", {"k": [1, 2]}]},
-            "load": {"outlets": ["airflow.datasets.Dataset@version=0(uri=s3://out/x,extra={})",
-                                 "(a,2)"]}}}
-    shown = "2025-07-02T00:00:00+00:00" if api.flavor == AIRFLOW1 else "2025-07-02 00:00:00+00:00"
-    assert error(api.get(f"{base}/2025-07-02T00:00:00"), 404) == (
-        f"Dag Run for date {shown} not found in dag etl_nightly")
-    assert error(api.get("/lineage/nope/2025-07-01T00:00:00"), 404) == (
-        "Dag id nope not found in DagModel")
-    assert error(api.get(f"{base}/someday"), 400) == BAD_DATE.format("someday")
-
-
-def json_bytes(value: Any) -> bytes:
-    return __import__("json").dumps(value).encode()
-
-
 # 9. latest runs
 
 def test_latest_runs(api: ApiHarness) -> None:
