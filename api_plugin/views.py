@@ -16,6 +16,9 @@ from werkzeug.wrappers import Request
 from api_plugin.errors import BadRequest, PayloadTooLarge
 from api_plugin.services import ApiService
 
+#: How much of an oversized body is read and dropped so that its client gets the 413.
+DRAIN_LIMIT = 16 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class PlainText:
@@ -50,12 +53,12 @@ class Context:
     def json_body(self) -> dict[str, Any]:
         """The body as a JSON object, whatever its Content-Type (as Airflow reads it)."""
         length = self.request.content_length
-        if length is not None and length > self.max_body_bytes:
-            raise PayloadTooLarge(f"Request body larger than {self.max_body_bytes} bytes")
         stream = self.request.stream
+        if length is not None and length > self.max_body_bytes:
+            raise self._too_large(stream)
         raw = stream.read(self.max_body_bytes + 1)
         if len(raw) > self.max_body_bytes:
-            raise PayloadTooLarge(f"Request body larger than {self.max_body_bytes} bytes")
+            raise self._too_large(stream)
         if not raw.strip():
             raise BadRequest("Request body must be a JSON object, got an empty body")
         try:
@@ -67,6 +70,15 @@ class Context:
         if not isinstance(body, dict):
             raise BadRequest(f"Request body must be a JSON object, not {type(body).__name__}")
         return body
+
+    def _too_large(self, stream: Any) -> PayloadTooLarge:
+        """The 413, after reading and dropping what the client is still sending (up to
+        ``DRAIN_LIMIT``): a server that closes with unread bytes makes the kernel reset
+        the connection, and the client then sees a broken pipe instead of the answer."""
+        left = DRAIN_LIMIT
+        while left > 0 and (chunk := stream.read(min(65536, left))):
+            left -= len(chunk)
+        return PayloadTooLarge(f"Request body larger than {self.max_body_bytes} bytes")
 
 
 View = Callable[..., Any]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, column, func, insert, or_, select, table
+from sqlalchemy import Insert, bindparam, column, func, insert, or_, select, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -112,7 +112,16 @@ def trigger_dag_run(store: Store, request: TriggerRequest) -> dict[str, str]:
             "dag_run", lambda t: _run_insert(t, store.has_log_template), tuple(run_row))
         ti_insert = store.prepared_insert("task_instance", lambda t: insert(t.task_instance),
                                           tuple(ti_rows[0]) if ti_rows else ())
+        # A server with sequences (PostgreSQL) spends an id on every failed INSERT, so
+        # there the duplicate is looked for first, as Airflow does, and runs get the ids
+        # Airflow would give them; the constraint still decides a race. SQLite spends no
+        # rowid on a failed INSERT and serialises writers: the INSERT alone decides.
+        clash = (None if store.engine.dialect.name == "sqlite"
+                 else store.prepared("run_clash", _run_clash_query))
         with store.raw_write() as cursor:
+            if clash is not None and clash.finds_on(cursor, dag_id=request.dag_id,
+                                                    run_id=run_id, when=when):
+                raise _duplicate_error(store, request.dag_id, run_id, when)
             run_insert.execute(cursor, run_row)
             ti_insert.executemany(cursor, ti_rows)
     except IntegrityError:
@@ -137,6 +146,16 @@ def _duplicate_error(store: Store, dag_id: str, run_id: str, when: datetime) -> 
     if store.flavor == AIRFLOW1:
         return Conflict(f"Run id {run_id} already exists for dag id {dag_id}")
     return Conflict(f"A DAG Run already exists for DAG {dag_id} at {when} with run id {run_id}")
+
+
+def _run_clash_query(t: Tables) -> Any:
+    dr = t.dag_run
+    return (
+        select(dr.c.id)
+        .where(dr.c.dag_id == bindparam("dag_id"),
+               or_(dr.c.run_id == bindparam("run_id"), dr.c.execution_date == bindparam("when")))
+        .limit(1)
+    )
 
 
 def _run_exists(

@@ -103,6 +103,12 @@ class Prepared:
         rows = self.all(**values)
         return rows[0] if rows else None
 
+    def finds_on(self, cursor: Any, **values: Any) -> bool:
+        """Whether the query finds a row, run on ``cursor`` inside its caller's
+        transaction (``Store.raw_write()``, which maps the driver's errors)."""
+        cursor.execute(self.sql, self._parameters(values))
+        return cursor.fetchone() is not None
+
 
 class PreparedInsert:
     """One compiled INSERT for rows with a fixed set of keys, run on a DBAPI cursor

@@ -2,7 +2,9 @@
 
 Each Airflow runs from its own virtualenv, made by ``install_airflow.sh``: 2.10.5 in
 ``AIRFLOW_VENV`` (flavor airflow2), 1.10.15 under Python 3.8 in ``AIRFLOW1_VENV``
-(flavor airflow1). The plugin runs in the test's own environment.
+(flavor airflow1). The plugin runs in the test's own environment. Databases are SQLite
+files in the home, or for 2.10.5 also databases on the PostgreSQL server of
+``API_PLUGIN_TEST_PG_URL`` (copies made with ``CREATE DATABASE ... TEMPLATE``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import signal
 import subprocess
 import time
 import urllib.request
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 HERE = Path(__file__).parent
 #: flavor -> (virtualenv, folder of DAG files written for that Airflow)
@@ -24,19 +29,34 @@ AIRFLOWS = {
 }
 
 
+PG_URL = os.environ.get("API_PLUGIN_TEST_PG_URL")
+
+
+def _pg_admin(statement: str) -> None:
+    assert PG_URL is not None
+    engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
 @dataclass
 class AirflowHome:
-    """An AIRFLOW_HOME whose SQLite database Airflow migrated and filled with its DAGs."""
+    """An AIRFLOW_HOME whose database (a URL) Airflow migrated and filled with its DAGs."""
 
     path: Path
-    database: Path
+    database: str
     flavor: str = "airflow2"
+    backend: str = "sqlite"
+    copies: dict[str, str] = field(default_factory=dict)
 
     @property
     def venv(self) -> Path:
         return AIRFLOWS[self.flavor][0]
 
-    def env(self, database: Path | None = None) -> dict[str, str]:
+    def env(self, database: str | None = None) -> dict[str, str]:
         db = database or self.database
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "API_PLUGIN"))},
@@ -44,14 +64,14 @@ class AirflowHome:
             "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
             "AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOWS[self.flavor][1]),
             # Airflow 1.10 spells these in [core] and [api] differently.
-            "AIRFLOW__CORE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
+            "AIRFLOW__CORE__SQL_ALCHEMY_CONN": db,
             "AIRFLOW__CORE__STORE_SERIALIZED_DAGS": "True",
             "AIRFLOW__CORE__STORE_DAG_CODE": "True",
             "AIRFLOW__API__AUTH_BACKEND": "airflow.api.auth.backend.default",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db,
             "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
             "AIRFLOW__API__ENABLE_EXPERIMENTAL_API": "True",
             "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.default",
@@ -63,7 +83,7 @@ class AirflowHome:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         }
 
-    def airflow(self, *args: str, database: Path | None = None, timeout: float = 300) -> str:
+    def airflow(self, *args: str, database: str | None = None, timeout: float = 300) -> str:
         done = subprocess.run([str(self.venv / "bin" / "airflow"), *args],
                               env=self.env(database),
                               capture_output=True, text=True, timeout=timeout)
@@ -71,17 +91,42 @@ class AirflowHome:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stderr[-3000:]}")
         return done.stdout
 
-    def copy_database(self, name: str) -> Path:
-        target = self.path / name
-        shutil.copyfile(self.database, target)
-        return target
+    def copy_database(self, name: str) -> str:
+        """A copy of the home's database, as it is now, named ``name``; its URL."""
+        if self.backend == "postgresql":
+            assert PG_URL is not None
+            base = self.database.rsplit("/", 1)[1]
+            copy = f"{base}_{name}"
+            _pg_admin(f'CREATE DATABASE "{copy}" TEMPLATE "{base}"')
+            url = PG_URL.rsplit("/", 1)[0] + "/" + copy
+        else:
+            target = self.path / f"{name}.db"
+            shutil.copyfile(self.database.removeprefix("sqlite:///"), target)
+            url = f"sqlite:///{target}"
+        self.copies[name] = url
+        return url
+
+    def drop_databases(self) -> None:
+        """Remove the PostgreSQL databases this home made (files go with the home)."""
+        if self.backend == "postgresql":
+            for url in [*self.copies.values(), self.database]:
+                _pg_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
-def make_home(path: Path, flavor: str = "airflow2") -> AirflowHome:
+def make_home(path: Path, flavor: str = "airflow2", backend: str = "sqlite") -> AirflowHome:
     """Migrate a fresh database and serialize the compat DAGs into it, with Airflow's
     own commands (1.10 has no ``dags reserialize``: ``serialize1.py`` calls the same
     model methods its scheduler uses)."""
-    home = AirflowHome(path, path / "airflow.db", flavor)
+    if backend == "postgresql":
+        if PG_URL is None:
+            raise RuntimeError("API_PLUGIN_TEST_PG_URL is not set: start PostgreSQL "
+                               "as .ci/run does")
+        name = f"compat_{uuid.uuid4().hex[:10]}"
+        _pg_admin(f'CREATE DATABASE "{name}"')
+        database = PG_URL.rsplit("/", 1)[0] + "/" + name
+    else:
+        database = f"sqlite:///{path / 'airflow.db'}"
+    home = AirflowHome(path, database, flavor, backend)
     if not (home.venv / "bin" / "airflow").exists():
         raise RuntimeError(f"no Airflow in {home.venv}: run tests/compat/install_airflow.sh")
     path.mkdir(parents=True, exist_ok=True)
@@ -110,7 +155,7 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], seconds: float) -> None:
     raise RuntimeError(f"{url} did not answer within {seconds}s")
 
 
-def spawn(home: AirflowHome, args: list[str], database: Path,
+def spawn(home: AirflowHome, args: list[str], database: str,
           log: Path) -> subprocess.Popen[bytes]:
     """``airflow <args>`` in its own session (so its children stop with it), output to log."""
     with open(log, "wb") as out:
@@ -119,7 +164,7 @@ def spawn(home: AirflowHome, args: list[str], database: Path,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def start_webserver(home: AirflowHome, database: Path, port: int) -> subprocess.Popen[bytes]:
+def start_webserver(home: AirflowHome, database: str, port: int) -> subprocess.Popen[bytes]:
     proc = spawn(home, ["webserver", "--port", str(port), "--hostname", "127.0.0.1",
                         "--pid", str(home.path / f"webserver-{port}.pid")],
                  database, home.path / f"webserver-{port}.log")

@@ -8,7 +8,10 @@
 set -euo pipefail
 version=$1
 venv=$2
-if [ -x "$venv/bin/airflow" ] && "$venv/bin/python" -c "import airflow, sys; sys.exit(airflow.__version__ != '$version')" 2>/dev/null; then
+# 2.x also gets psycopg2 so it can migrate and serve a PostgreSQL database.
+check="import airflow, sys; sys.exit(airflow.__version__ != '$version')"
+case "$version" in 2.*) check="import psycopg2; $check" ;; esac
+if [ -x "$venv/bin/airflow" ] && "$venv/bin/python" -c "$check" 2>/dev/null; then
   exit 0
 fi
 rm -rf "$venv"
@@ -16,7 +19,7 @@ case "$version" in
   2.*)
     python3 -m venv "$venv" || python3 -m virtualenv "$venv"
     "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q "apache-airflow==$version"
+    "$venv/bin/pip" install -q "apache-airflow==$version" psycopg2-binary
     ;;
   1.10.*)
     py38=""

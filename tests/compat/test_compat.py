@@ -21,7 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.compat.airflow_env import AirflowHome, make_home, spawn, start_webserver, stop
+from tests.compat.airflow_env import (
+    PG_URL,
+    AirflowHome,
+    make_home,
+    spawn,
+    start_webserver,
+    stop,
+)
 from tests.compat.corpus import CORPUS, Entry, airflow_failed_ours_4xx
 from tests.compat.normalise import Answer
 from tests.test_serve import free_port, wait_until_up
@@ -43,10 +50,10 @@ def send(port: int, entry: Entry) -> Answer:
         conn.close()
 
 
-def start_plugin(database: Path, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_plugin(database: str, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {**os.environ, "API_PLUGIN_CONFIG": str(folder / "none.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}"}
+           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": database}
     proc = subprocess.Popen(
         [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
          "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -55,16 +62,25 @@ def start_plugin(database: Path, folder: Path) -> tuple[subprocess.Popen[bytes],
     return proc, port
 
 
-@pytest.fixture(scope="module", params=["airflow2", "airflow1"])
-def home(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
-    flavor = str(request.param)
-    return make_home(tmp_path_factory.mktemp(f"{flavor}_home"), flavor)
+# Airflow 2.10.5 also on PostgreSQL, as most deployments run it (tox's compat env
+# demands the server, as the postgres env does).
+HOMES = ["airflow2", "airflow1"] + (["airflow2-postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(scope="module", params=HOMES)
+def home(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowHome]:
+    flavor, _, backend = str(request.param).partition("-")
+    made = make_home(tmp_path_factory.mktemp(f"{request.param}_home"), flavor,
+                     backend or "sqlite")
+    yield made
+    made.drop_databases()
 
 
 @pytest.fixture(scope="module")
 def answers(home: AirflowHome) -> Iterator[dict[str, tuple[Answer, Answer]]]:
-    """The corpus sent to Airflow (on a.db) and to the plugin (on b.db), in order."""
-    ours_db, theirs_db = home.copy_database("b.db"), home.copy_database("a.db")
+    """The corpus sent to Airflow (on copy a) and to the plugin (on copy b), in order."""
+    ours_db, theirs_db = home.copy_database("b"), home.copy_database("a")
     airflow = start_webserver(home, theirs_db, free_port_for_airflow := free_port())
     plugin, plugin_port = start_plugin(ours_db, home.path)
     try:
@@ -105,9 +121,9 @@ READS = [e for e in CORPUS if e.method == "GET" and e.check is None]
 @pytest.mark.parametrize("writer", ["airflow", "plugin"])
 def test_each_reads_what_the_other_wrote(home: AirflowHome, answers: object,
                                          writer: str) -> None:
-    """After the corpus, both servers read the same database: a.db (written by Airflow's
-    webserver) or b.db (written by the plugin), and must answer every read alike."""
-    database = home.path / ("a.db" if writer == "airflow" else "b.db")
+    """After the corpus, both servers read the same database: copy a (written by
+    Airflow's webserver) or b (written by the plugin), and must answer every read alike."""
+    database = home.copies["a" if writer == "airflow" else "b"]
     port = free_port()
     airflow = start_webserver(home, database, port)
     plugin, plugin_port = start_plugin(database, home.path)
@@ -128,7 +144,7 @@ def test_each_reads_what_the_other_wrote(home: AirflowHome, answers: object,
 def test_scheduler_runs_what_the_plugin_triggered(home: AirflowHome) -> None:
     """A run triggered through the plugin is executed by ``airflow scheduler`` to success,
     and the plugin then reports the run's and every task instance's state."""
-    database = home.copy_database("e2e.db")
+    database = home.copy_database("e2e")
     plugin, port = start_plugin(database, home.path)
     scheduler = None
     try:
