@@ -73,12 +73,11 @@ class ApiApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         headers: list[tuple[str, str]] = []
-        ctx = Context(self.service, environ, self.max_body_bytes, "")
+        ctx = Context(self.service, environ, self.max_body_bytes, self._url_base(environ))
         try:
             endpoint, args = self._routes.match(
                 wsgi_text(environ.get("PATH_INFO", "")) or "/",
                 str(environ.get("REQUEST_METHOD", "GET")))
-            ctx.url_base = self._url_base(environ)
             result = VIEWS[endpoint](ctx, **args)
             status = 200
             if isinstance(result, PlainText):

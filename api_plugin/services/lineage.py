@@ -27,7 +27,7 @@ from api_plugin.store.tables import Tables
 PIPELINE_INLETS = "pipeline_inlets"
 PIPELINE_OUTLETS = "pipeline_outlets"
 _KEYS = {"inlets": PIPELINE_INLETS, "outlets": PIPELINE_OUTLETS}
-_SIDES = {PIPELINE_INLETS: "inlets", PIPELINE_OUTLETS: "outlets"}
+_SIDES = {key: side for side, key in _KEYS.items()}
 _CLASSNAME, _VERSION, _DATA = "__classname__", "__version__", "__data__"
 _OLD_TYPE, _OLD_DATA = "__type", "__var"
 _BUILTIN_COLLECTIONS = ("builtins.tuple", "builtins.set", "builtins.frozenset")
@@ -39,12 +39,9 @@ def get_lineage(store: Store, dag_id: str, execution_date: Any) -> dict[str, Any
     run = find_run(store, dag_id, execution_date)
     if "xcom" not in store.schema:
         return {"task_ids": {}}
-    if store.flavor == AIRFLOW1:
-        rows = store.prepared("lineage1", _xcoms_by_date).all(
-            dag_id=dag_id, when=run.execution_date, **_KEYS)
-    else:
-        rows = store.prepared("lineage2", _xcoms_by_run).all(dag_id=dag_id, run_id=run.run_id,
-                                                            **_KEYS)
+    rows = store.prepared("lineage", _xcoms_query).all(
+        dag_id=dag_id, run=run.execution_date if store.flavor == AIRFLOW1 else run.run_id,
+        **_KEYS)
     lineage: dict[str, dict[str, Any]] = {}
     # Rows newest first, the later overwriting the earlier, as Airflow builds it; every
     # inlet before every outlet.
@@ -55,21 +52,14 @@ def get_lineage(store: Store, dag_id: str, execution_date: Any) -> dict[str, Any
     return {"task_ids": dict(sorted(lineage.items()))}
 
 
-def _xcoms_by_run(t: Tables) -> Select[Any]:
+def _xcoms_query(t: Tables) -> Select[Any]:
+    """The run's lineage XComs, newest first. Airflow 1.10 keys XComs by execution
+    date, Airflow 2 by run_id."""
     x = t.xcom
+    run_column = x.c.execution_date if t.flavor == AIRFLOW1 else x.c.run_id
     return (
         select(x.c.task_id, x.c.key, x.c.value)
-        .where(x.c.dag_id == bindparam("dag_id"), x.c.run_id == bindparam("run_id"),
-               (x.c.key == bindparam("inlets")) | (x.c.key == bindparam("outlets")))
-        .order_by(x.c.timestamp.desc())
-    )
-
-
-def _xcoms_by_date(t: Tables) -> Select[Any]:
-    x = t.xcom
-    return (
-        select(x.c.task_id, x.c.key, x.c.value)
-        .where(x.c.dag_id == bindparam("dag_id"), x.c.execution_date == bindparam("when"),
+        .where(x.c.dag_id == bindparam("dag_id"), run_column == bindparam("run"),
                (x.c.key == bindparam("inlets")) | (x.c.key == bindparam("outlets")))
         .order_by(x.c.timestamp.desc())
     )

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Insert, bindparam, column, func, insert, or_, select, table
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
 
 from api_plugin.dates import bad_date_error, parse_datetime, to_utc, utcnow
 from api_plugin.errors import BadRequest, Conflict
@@ -125,9 +125,9 @@ def trigger_dag_run(store: Store, request: TriggerRequest) -> dict[str, str]:
             run_insert.execute(cursor, run_row)
             ti_insert.executemany(cursor, ti_rows)
     except IntegrityError:
-        with store.read() as conn:
-            if _run_exists(store, conn, request.dag_id, run_id, when):
-                raise _duplicate_error(store, request.dag_id, run_id, when) from None
+        if store.prepared("run_clash", _run_clash_query).first(
+                dag_id=request.dag_id, run_id=run_id, when=when) is not None:
+            raise _duplicate_error(store, request.dag_id, run_id, when) from None
         raise
     message = _created_message(store, request.dag_id, run_id, when, defaulted, run_row)
     return {"message": message, "execution_date": when.isoformat(), "run_id": run_id}
@@ -148,7 +148,7 @@ def _duplicate_error(store: Store, dag_id: str, run_id: str, when: datetime) -> 
     return Conflict(f"A DAG Run already exists for DAG {dag_id} at {when} with run id {run_id}")
 
 
-def _run_clash_query(t: Tables) -> Any:
+def _run_clash_query(t: Tables) -> Select[Any]:
     dr = t.dag_run
     return (
         select(dr.c.id)
@@ -156,18 +156,6 @@ def _run_clash_query(t: Tables) -> Any:
                or_(dr.c.run_id == bindparam("run_id"), dr.c.execution_date == bindparam("when")))
         .limit(1)
     )
-
-
-def _run_exists(
-    store: Store, conn: Connection, dag_id: str, run_id: str, when: datetime
-) -> bool:
-    dr = store.tables.dag_run
-    clash = conn.execute(
-        select(dr.c.id)
-        .where(dr.c.dag_id == dag_id, or_(dr.c.run_id == run_id, dr.c.execution_date == when))
-        .limit(1)
-    ).first()
-    return clash is not None
 
 
 def _run_row(

@@ -97,10 +97,17 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A connection inside a write transaction (SQLite: the write lock up front)."""
-        with hold(self._writer_lock), self.engine.connect().execution_options(
+        with self._write_section(), self.engine.connect().execution_options(
             immediate=True
         ) as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def _write_section(self) -> Iterator[None]:
+        """Around every write transaction: the SQLite writer lock, and after a commit (the
+        block ended without an exception) a nudge to the WAL checkpoint thread."""
+        with hold(self._writer_lock):
+            yield
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
@@ -148,7 +155,7 @@ class Store:
         Driver errors come out as SQLAlchemy's ``DBAPIError`` family, as from ``write()``.
         """
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
-        with hold(self._writer_lock):
+        with self._write_section():
             try:
                 raw = self.engine.raw_connection()
             except dbapi_error as exc:
@@ -161,8 +168,6 @@ class Store:
                     cursor.execute("BEGIN IMMEDIATE")
                 yield cursor
                 raw.commit()
-                if self._checkpointer is not None:
-                    self._checkpointer.committed()
             except dbapi_error as exc:
                 dropped = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
                 if dropped:

@@ -50,9 +50,9 @@ def _dataset(kind: str, var: dict[str, Any]) -> Shown:
         return Shown(f"DatasetAlias(name={var.get('name')!r})")
     parts = []
     for item in var.get("objects") or ():
-        inner = item.get("__var", item) if isinstance(item, dict) else {}
-        parts.append(str(_dataset(str(item.get("__type")), inner)
-                         if isinstance(item, dict) else item))
+        if isinstance(item, dict):
+            item = _dataset(str(item.get("__type")), item.get("__var", item))
+        parts.append(str(item))
     return Shown(f"{'DatasetAny' if kind == 'dataset_any' else 'DatasetAll'}({', '.join(parts)})")
 
 

@@ -197,8 +197,9 @@ def test_scheduler_runs_what_the_plugin_triggered(home: AirflowHome) -> None:
                      for task in ("start", "left", "right", "end")]
             reads += [Entry("runs", "GET", "/dags/chain/dag_runs"),
                       Entry("state", "GET", f"/dags/chain/dag_runs/{when}")]
+            pushed = Entry("lineage", "GET", f"/lineage/lineage/{when}")
             if lineage:  # what the tasks pushed, and the tasks' own inlets and outlets
-                reads += [Entry("lineage", "GET", f"/lineage/lineage/{when}"),
+                reads += [pushed,
                           Entry("lineage, chain", "GET", f"/lineage/chain/{when}"),
                           Entry("lineage, no run", "GET", "/lineage/lineage/2025-10-02"),
                           Entry("lineage, bad date", "GET", "/lineage/lineage/soon"),
@@ -210,7 +211,7 @@ def test_scheduler_runs_what_the_plugin_triggered(home: AirflowHome) -> None:
                 assert (theirs.status, theirs.body) == (ours.status, ours.body), \
                     entry.name + describe(theirs, ours)
             if lineage:  # not two empty answers: what the tasks really pushed
-                assert send(port, reads[-7]).body == {"task_ids": {
+                assert send(port, pushed).body == {"task_ids": {
                     "fetch": {"inlets": ["airflow.lineage.entities.File@version=0("
                                          "url=/data/in.csv,type_hint=None)"],
                               "outlets": ["airflow.datasets.Dataset@version=1("
