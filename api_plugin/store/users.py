@@ -22,7 +22,7 @@ class UserTable:
 
     def __call__(self, username: str) -> str | None:
         users = self.store.tables.users
-        if self.store.flavor == AIRFLOW1:
+        if self.store.flavor.name == AIRFLOW1:
             query = select(users.c.password).where(users.c.username == username)
         else:
             query = select(users.c.password).where(
@@ -52,7 +52,7 @@ def create_user(store: Store, username: str, password_hash: str, email: str | No
     """Insert a user row in the flavor's format (the hash already made for the flavor)."""
     users = store.tables.users
     values: dict[str, object]
-    if store.flavor == AIRFLOW1:
+    if store.flavor.name == AIRFLOW1:
         values = {"username": username, "email": email or f"{username}@localhost",
                   "password": password_hash, "superuser": True}
     else:
