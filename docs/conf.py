@@ -18,7 +18,7 @@ from api_plugin import __version__  # noqa: E402
 
 project = "api_plugin"
 author = "the api_plugin developers"
-copyright = "the api_plugin developers, Apache License 2.0"  # noqa: A001
+copyright = "the api_plugin developers, Apache License 2.0"
 version = release = __version__
 
 extensions = [

@@ -1,4 +1,5 @@
-"""Every row and every error of SPEC §3, in both flavors, on every configured backend."""
+"""Every endpoint and every error of the REST API reference (docs/rest-api-ref.rst), in both
+flavors, on every configured backend."""
 
 from __future__ import annotations
 

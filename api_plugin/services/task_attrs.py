@@ -86,7 +86,7 @@ _RENAMED = {"_downstream_task_ids": "downstream_task_ids", "_inlets": "inlets",
 _PROPERTIES = frozenset({"is_setup", "is_teardown", "on_failure_fail_dagrun"})
 
 #: Objects Airflow 2 holds in these attributes, shown as their repr without the memory
-#: address (SPEC §7.5).
+#: address (deliberate difference 5 of docs/differences.rst).
 _WEIGHT_STRATEGIES = {
     "downstream": "_DownstreamPriorityWeightStrategy",
     "upstream": "_UpstreamPriorityWeightStrategy",

@@ -1,6 +1,6 @@
 """SQLAlchemy Core tables of the Airflow metadata database, per schema flavor.
 
-The column lists follow the schemas real Airflow creates (see shared/reference): 2.10 for
+The column lists follow the schemas real Airflow creates: 2.10 for
 ``airflow2``, 1.10.15 for ``airflow1``. On an existing database the tables are built with
 only the columns that database really has, so other 2.x releases work unchanged.
 """

@@ -65,8 +65,9 @@ class ConfigReference(_Generated):
     """Every setting, section by section."""
 
     def lines(self) -> Iterator[str]:
-        from api_plugin.config import DEFAULTS
         from config_keys import DESCRIPTIONS, UNSET
+
+        from api_plugin.config import DEFAULTS
 
         sections = list(DEFAULTS) + [s for s in DESCRIPTIONS if s not in DEFAULTS]
         for section in sections:
