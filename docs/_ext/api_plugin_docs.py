@@ -102,6 +102,29 @@ class ConfigReference(_Generated):
                 )
 
 
+#: Words for arguments the parser leaves without help, by their ``dest``.
+ARGUMENT_WORDS = {
+    "dag_id": "the DAG's id",
+    "task_id": "the task's id",
+    "execution_date": "the run's execution date, ISO 8601",
+    "run_id": "the new run's id (default ``manual__<execution date>``)",
+    "name": "the pool's name",
+    "slots": "the pool's size",
+    "description": "the pool's description",
+    "state": "only runs in this state",
+    "limit": "at most this many runs",
+    "offset": "skip this many runs first",
+    "username": "the user's login name",
+    "password": "the user's password",
+    "email": "the user's e-mail address",
+    "firstname": "the user's first name",
+    "lastname": "the user's last name",
+}
+
+#: Options shared by this many subcommands or more are described once.
+SHARED_BY = 4
+
+
 class CliReference(_Generated):
     """The ``api-plugin`` command, every subcommand with its options."""
 
@@ -111,16 +134,37 @@ class CliReference(_Generated):
         saved = os.environ.get("COLUMNS")
         os.environ["COLUMNS"] = "88"  # argparse wraps usage to the terminal: fix it
         try:
-            yield from self._parser(build_parser(), "api-plugin", top=True)
+            parser = build_parser()
+            shared = self._shared_options(parser)
+            yield from self._parser(parser, "api-plugin", shared, top=True)
         finally:
             if saved is None:
                 os.environ.pop("COLUMNS", None)
             else:
                 os.environ["COLUMNS"] = saved
 
-    def _parser(self, parser: argparse.ArgumentParser, name: str, top: bool = False,
+    @staticmethod
+    def _subcommands(parser: argparse.ArgumentParser) -> Iterator[
+            tuple[str, argparse.ArgumentParser, str]]:
+        for sub in parser._actions:
+            if isinstance(sub, argparse._SubParsersAction):
+                helps = {choice.dest: choice.help or "" for choice in sub._choices_actions}
+                for name, child in sub.choices.items():
+                    yield name, child, helps.get(name, "")
+
+    def _shared_options(self, parser: argparse.ArgumentParser) -> list[argparse.Action]:
+        """Options that many subcommands repeat (``--json``...): described once."""
+        seen: dict[tuple[tuple[str, ...], str], list[argparse.Action]] = {}
+        for _name, child, _help in self._subcommands(parser):
+            for action in child._actions:
+                if action.option_strings and not isinstance(action, argparse._HelpAction):
+                    seen.setdefault((tuple(action.option_strings), action.help or ""),
+                                    []).append(action)
+        return [actions[0] for actions in seen.values() if len(actions) >= SHARED_BY]
+
+    def _parser(self, parser: argparse.ArgumentParser, name: str,
+                shared: list[argparse.Action], top: bool = False,
                 help_text: str = "") -> Iterator[str]:
-        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if not top:
             yield from (f"``{name}``", "-" * (len(name) + 4), "")
             if help_text:
@@ -129,17 +173,21 @@ class CliReference(_Generated):
         for line in parser.format_usage().strip().splitlines():
             yield "   " + line
         yield ""
+        shared_flags = {tuple(a.option_strings) for a in shared}
         options = [a for a in parser._actions
-                   if not isinstance(a, argparse._SubParsersAction | argparse._HelpAction)]
+                   if not isinstance(a, argparse._SubParsersAction | argparse._HelpAction)
+                   and tuple(a.option_strings) not in shared_flags]
         if options:
             yield from (f".. program:: {name}", "")
             for action in options:
                 yield from self._option(action)
-        for sub in subparsers:
-            helps = {choice.dest: choice.help or "" for choice in sub._choices_actions}
-            for sub_name, sub_parser in sub.choices.items():
-                yield from self._parser(sub_parser, f"{name} {sub_name}",
-                                        help_text=helps.get(sub_name, ""))
+        if top and shared:
+            yield from ("The commands that call the API also take:", "",
+                        ".. program:: api-plugin-client", "")
+            for action in shared:
+                yield from self._option(action)
+        for sub_name, child, child_help in self._subcommands(parser):
+            yield from self._parser(child, f"{name} {sub_name}", shared, help_text=child_help)
 
     @staticmethod
     def _option(action: argparse.Action) -> Iterator[str]:
@@ -150,7 +198,8 @@ class CliReference(_Generated):
             signature = str(action.metavar or action.dest)
         yield f".. option:: {signature}"
         yield ""
-        words = (action.help or "").replace("%(prog)s", "api-plugin")
+        words = (action.help or ARGUMENT_WORDS.get(action.dest, "")).replace(
+            "%(prog)s", "api-plugin")
         if isinstance(action, argparse._VersionAction):
             words = "print the version and exit"
         notes = []
@@ -160,7 +209,7 @@ class CliReference(_Generated):
             notes.append("an integer")
         text = "; ".join(part for part in (words, *notes) if part)
         if text:
-            yield f"   {text[0].upper() + text[1:]}."
+            yield f"   {text}."
             yield ""
 
 
