@@ -225,7 +225,7 @@ class RouteTable(_Generated):
         for method, rule in url_map_rules():
             path = http_path(prefix, rule)
             yield f"   * - {method}"
-            yield f"     - :http:{method.lower()}:`{path}`"
+            yield f"     - :http:{method.lower()}:`{path} <{path}>`"
         yield ""
 
 
