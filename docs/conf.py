@@ -42,7 +42,7 @@ html_title = f"api_plugin {__version__}"
 html_theme_options = {
     "description": "Airflow's experimental REST API, kept alive",
     "fixed_sidebar": True,
-    "page_width": "1100px",
+    "page_width": "1180px",
     "sidebar_width": "240px",
 }
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
