@@ -127,6 +127,9 @@ def test_every_described_setting_is_read_by_the_package() -> None:
     stray = [f"[{section}] {key}" for section, keys in module.UNSET.items() for key in keys
              if key not in module.DESCRIPTIONS.get(section, {})]
     assert not stray, f"UNSET entries without a description: {stray}"
+    moved = [f"[{section}] {key}" for section, keys in module.UNSET.items() for key in keys
+             if key in DEFAULTS.get(section, {})]
+    assert not moved, f"UNSET entries that DEFAULTS now has (remove them from UNSET): {moved}"
 
 
 _MODULE_FILE = re.compile(r"\bapi_plugin/[\w/]+\.py\b")
