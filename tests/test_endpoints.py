@@ -1,4 +1,5 @@
-"""Every row and every error of the experimental API, in every flavor, on every backend."""
+"""Every endpoint and every error of the REST API reference (docs/rest-api-ref.rst), in
+every flavor, on every configured backend."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""GET /lineage (SPEC §3b): what a run's tasks pushed as inlets and outlets, per flavor,
-and the reading of stored XCom values as each reference's webserver shows them."""
+"""GET /lineage (docs/rest-api-ref.rst): what a run's tasks pushed as inlets and outlets, per
+flavor, and the reading of stored XCom values as each reference's webserver shows them."""
 
 from __future__ import annotations
 
