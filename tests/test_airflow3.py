@@ -132,3 +132,25 @@ def test_timetable_intervals() -> None:
                                                  datetime(2025, 3, 4, tzinfo=UTC))
     assert timetable_data_interval(None, at) == (at, at)
     assert timetable_data_interval({"__type": "x.Custom", "__var": 3}, at) == (at, at)
+
+
+@pytest.mark.parametrize("name", ["airflow1", "airflow2", "airflow3"])
+def test_tasks_inherit_the_dags_start_date(name: str) -> None:
+    """A task with no start date of its own starts with its DAG (Airflow 3 leaves the
+    inherited date out of the serialized task): no task instance before that date."""
+    from api_plugin.flavors import TriggerInput, flavor_named
+    from api_plugin.store.serialized import parse_dag
+
+    start = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+    spec = parse_dag({"__version": 3, "dag": {"dag_id": "d", "start_date": start, "tasks": [
+        {"__type": "operator", "__var": {"task_id": "a", "task_type": "EmptyOperator",
+                                         "downstream_task_ids": []}}]}})
+    flavor = flavor_named(name)
+
+    def rows(when: datetime) -> list[str]:
+        asked = TriggerInput(dag_id="d", run_id="r", when=when, conf=None, now=when,
+                             user=None, defaulted=False, run_id_given=True)
+        return [row["task_id"] for row in flavor.task_instance_rows(spec, asked)]
+
+    assert rows(datetime(2024, 6, 1, tzinfo=UTC)) == []
+    assert rows(datetime(2025, 6, 1, tzinfo=UTC)) == ["a"]
