@@ -164,8 +164,8 @@ def test_concurrent_threads_cannot_overshoot(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def airflow2_store(make_database: Callable[[str, str], str]) -> Iterator[Store]:
-    store = Store.open(make_database("airflow2", "sqlite"))
+def airflow2_store(backend: str, make_database: Callable[[str, str], str]) -> Iterator[Store]:
+    store = Store.open(make_database("airflow2", backend))
     seed_airflow_rows(store)
     yield store
     store.dispose()
