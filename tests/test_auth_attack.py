@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import statistics
 import subprocess
@@ -57,7 +58,8 @@ NO_THROTTLE = {"api__auth_failures_per_minute": "0", "api__auth_account_failures
 
 def client_for(store: Store, **settings_: str) -> Client:
     config = Config.load(environ={}, database__sql_alchemy_conn=str(store.engine.url),
-                         **{"api__auth_backends": "password", **settings_})
+                         **{"api__auth_backends": "password",
+                            "api_auth__jwt_secret": "t" * 64, **settings_})
     return Client(mount_into(json_not_found, build_api(config, store), PREFIX))
 
 
@@ -118,20 +120,44 @@ def test_failed_logins_are_throttled_without_hashing() -> None:
     assert attempt("bad") == 401
 
 
-@pytest.mark.parametrize("backends", ["password", "deny_all", "password,deny_all"])
+def jwt_shaped() -> st.SearchStrategy[str]:
+    """Unsigned or wrongly signed tokens with Airflow's claims: ``alg: none``, another
+    algorithm, a forged signature."""
+    def segment(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    now = int(time.time())
+    header = st.fixed_dictionaries(
+        {"alg": st.sampled_from(["none", "None", "HS512", "HS256", "RS256", "EdDSA", ""])},
+        optional={"kid": st.sampled_from(["not-used", "", "../../etc/passwd"]),
+                  "typ": st.just("JWT")})
+    times = st.integers(now - 10**6, now + 10**6)
+    claims = st.fixed_dictionaries(
+        {"sub": st.sampled_from(["alice", "admin", ""]),
+         "aud": st.sampled_from(["apache-airflow", "other", ["apache-airflow"]])},
+        optional={"exp": times, "nbf": times, "iat": times, "jti": st.text(max_size=8)})
+    signature = st.sampled_from(["", "AAAA", "c2ln", segment("forged")])
+    return st.tuples(header, claims, signature).map(
+        lambda t: f"{segment(t[0])}.{segment(t[1])}.{t[2]}")
+
+
+@pytest.mark.parametrize("backends", ["password", "deny_all", "password,deny_all",
+                                      "airflow_jwt", "airflow_jwt,password"])
 def test_no_header_combination_passes(sqlite_store: Store, backends: str) -> None:
     create_user(sqlite_store, "alice", bcrypt.hashpw(b"right", bcrypt.gensalt(4)).decode()
                 if sqlite_store.flavor == "airflow1"
                 else generate_password_hash("right", method="pbkdf2:sha256:1000"))
     client = client_for(sqlite_store, api__auth_backends=backends,
                         **NO_THROTTLE)
-    schemes = st.sampled_from(["Basic", "basic", "BASIC", "Negotiate", "Bearer", "Digest", ""])
+    schemes = st.sampled_from(["Basic", "basic", "BASIC", "Negotiate", "Bearer", "bearer",
+                               "Digest", ""])
     junk = st.one_of(
         st.text(max_size=60),
         st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode()),
         st.tuples(st.sampled_from(["alice", "ALICE", "alice\0", " alice", "", "admin"]),
                   st.sampled_from(["", "wrong", "right\0", "right ", "x" * 100]))
         .map(lambda up: base64.b64encode(f"{up[0]}:{up[1]}".encode()).decode()),
+        jwt_shaped(),
     )
     spoof = st.dictionaries(
         st.sampled_from(["X-Remote-User", "Remote-User", "X-Forwarded-User",
