@@ -40,7 +40,7 @@ def canonical_name(name: str) -> str:
     except KeyError:
         raise UnknownBackend(
             f"unknown auth backend {name!r}; use one of: default, deny_all, password, kerberos, "
-            "airflow_jwt"
+            "airflow_jwt "
             "(or Airflow's dotted names)"
         ) from None
 
