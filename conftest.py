@@ -13,7 +13,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,15 @@ def _drop_pg_database(url: str) -> None:
     admin.dispose()
 
 
+def add_fab_users_table(url: str, flavor: str) -> None:
+    """Airflow 3 keeps FAB's ``ab_user`` only with the FAB auth manager (or after an
+    upgrade from 2.x): create it, as FAB's migrations would, where a test needs it."""
+    if flavor == AIRFLOW3:
+        engine = create_engine(url)
+        flavor_named(AIRFLOW3).build_tables().users.create(engine, checkfirst=True)
+        engine.dispose()
+
+
 def seed_airflow_rows(store: Store) -> None:
     """What Airflow itself would have written: default_pool and the etl_nightly DAG."""
     t = store.tables
@@ -136,6 +145,8 @@ class ApiHarness:
     url: str
     store: Store
     client: Client
+    #: Settings a test adds for apps it builds over this database (``app_with``).
+    settings: dict[str, str] = field(default_factory=dict)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.client.open(PREFIX + path, method=method, **kwargs)
