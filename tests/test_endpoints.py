@@ -127,8 +127,8 @@ def test_trigger_seed_curl_example_conf_string(api: ApiHarness) -> None:
     with api.store.read() as conn:
         raw = conn.execute(select(t.dag_run.c.conf).where(
             t.dag_run.c.run_id == body["run_id"])).scalar_one()
-        text = conn.exec_driver_sql(
-            "SELECT CAST(conf AS TEXT) FROM dag_run").scalar_one()
+        text = (conn.exec_driver_sql("SELECT CAST(conf AS TEXT) FROM dag_run").scalar_one()
+                if api.flavor == AIRFLOW3 else None)
     if api.flavor == AIRFLOW3:  # JSON text, as Airflow 3 writes it
         assert raw == {"key": "value"} and json.loads(text) == {"key": "value"}
     else:

@@ -36,12 +36,26 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         ),
         "password_cache_seconds": (
             "How long a successful Basic login is remembered by each worker process, so a "
-            "busy client is not charged one slow password hash per request. A changed "
-            "password stops working at most this long afterwards. ``0`` turns the cache off."
+            "busy client is not charged one slow password hash per request. Each request "
+            "still checks the user's current hash and active flag with one indexed read, so "
+            "a changed password or a deactivated user stops working at once. ``0`` turns "
+            "the cache off."
         ),
         "auth_failures_per_minute": (
-            "Failed Basic logins allowed per client address and minute, per worker; past "
-            "it the address is answered 429 without hashing. ``0`` turns the limit off."
+            "Failed Basic logins allowed per account and client (an IPv6 client counted by "
+            "its /64) in a minute, across all worker processes of the host; past it that "
+            "client is answered 429 for that account without hashing. ``0`` turns the "
+            "limit off."
+        ),
+        "auth_account_failures_per_minute": (
+            "Failed Basic logins allowed per account in a minute from all clients together, "
+            "on this host. Clients that logged in to the account recently are not refused "
+            "by it. ``0`` turns the limit off."
+        ),
+        "auth_host_failures_per_minute": (
+            "Failed Basic logins this host hashes in a minute, all accounts together: it "
+            "bounds the hashing cost of guessing many usernames. Clients known to an account "
+            "are not refused by it. ``0`` turns the limit off."
         ),
         "basic_realm": "The realm named in the ``WWW-Authenticate: Basic`` challenge.",
     },
