@@ -42,7 +42,8 @@ def load_config(config: Config | None = None, **overrides: Any) -> Config:
 def build_api(config: Config, store: Store | None = None) -> WSGIApp:
     """The API app behind its auth stack, paths relative to the prefix (not mounted)."""
     store = store or Store.open(config.sql_alchemy_conn, create=_embedded(config))
-    app = ApiApp(ApiService(store), prefix=config.prefix, max_body_bytes=config.max_body_bytes)
+    service = ApiService(store, allowed_run_id_pattern=config.allowed_run_id_pattern)
+    app = ApiApp(service, prefix=config.prefix, max_body_bytes=config.max_body_bytes)
     return wrap_with_auth(app, config, user_lookup(store))
 
 

@@ -145,6 +145,8 @@ CORPUS: list[Entry] = [
     Entry("paused after pause", "GET", f"{CHAIN}/paused"),
     Entry("pause with odd value", "GET", f"{CHAIN}/paused/maybe",
           differs="7.9", check=paused_value_refused),
+    Entry("pause with upper-case TRUE", "GET", f"{CHAIN}/paused/TRUE",
+          differs="7.9", check=paused_value_refused),
     Entry("pause chain again", "GET", f"{CHAIN}/paused/true"),
     Entry("pause unknown dag", "GET", "/dags/nope/paused/true",
           differs="7.2", check=airflow_failed_ours_4xx(404)),
