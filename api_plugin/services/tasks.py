@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import JSON, Text, bindparam, cast, select
 from sqlalchemy.sql import Select
 
 from api_plugin.dates import parse_datetime
@@ -13,6 +13,7 @@ from api_plugin.services.common import dag_not_in_model, py_str, require_dag_spe
 from api_plugin.services.runs import run_not_found
 from api_plugin.services.task_attrs import task_attributes
 from api_plugin.store import AIRFLOW1, Store
+from api_plugin.store.decode_budget import loads_json
 from api_plugin.store.tables import Tables
 
 #: The keys Airflow 1.10's endpoint shows for a task instance, in its order.
@@ -56,7 +57,7 @@ def get_task_instance(
     mapping = head._asdict()
     if mapping["ti__task_id"] is None:
         raise NotFound(f"Task {task_id} instance for date {shown_date(store, when)} not found")
-    columns = {c.name: mapping[f"ti__{c.name}"] for c in ti.c}
+    columns = {c.name: _decoded(c, mapping[f"ti__{c.name}"]) for c in ti.c}
     if store.flavor == AIRFLOW1:
         columns["test_mode"] = False
         columns["executor_config"] = _executor_config(columns.get("executor_config"))
@@ -86,7 +87,7 @@ def _task_instance_query(t: Tables) -> Select[Any]:
     return (
         select(dag.c.dag_id.label("model_dag_id"), sd.c.dag_hash,
                sd.c.dag_id.label("sd_dag_id"), *run_columns,
-               *[c.label(f"ti__{c.name}") for c in ti.c])
+               *[_as_stored(c).label(f"ti__{c.name}") for c in ti.c])
         .select_from(
             dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id)
             .outerjoin(dr, (dr.c.dag_id == dag.c.dag_id)
@@ -96,6 +97,21 @@ def _task_instance_query(t: Tables) -> Select[Any]:
         .where(dag.c.dag_id == bindparam("dag_id"))
         .limit(1)
     )
+
+
+def _as_stored(column: Any) -> Any:
+    """A JSON column as its text (decoded by ``_decoded`` within its budget)."""
+    return cast(column, Text) if isinstance(column.type, JSON) else column
+
+
+def _decoded(column: Any, value: Any) -> Any:
+    """A JSON column's value decoded within the value budget; unreadable beyond it."""
+    if not isinstance(column.type, JSON) or value is None:
+        return value
+    try:
+        return loads_json(value)
+    except ValueError:
+        return f"<unreadable {column.name}>"
 
 
 def _executor_config(raw: Any) -> Any:

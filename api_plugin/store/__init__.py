@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
@@ -209,14 +209,21 @@ class Store:
         if cached is not None and dag_hash is not None and cached.dag_hash == dag_hash:
             return cached
         sd = self.tables.serialized_dag
-        columns = [sd.c.data, sd.c.dag_hash]
+        # The JSON as text, decoded here within its budget rather than by the driver.
+        columns = [cast(sd.c.data, Text).label("data"), sd.c.dag_hash]
         if "data_compressed" in sd.c:
             columns.append(sd.c.data_compressed)
         row = conn.execute(select(*columns).where(sd.c.dag_id == dag_id)).first()
         if row is None:
             return None
         compressed = row.data_compressed if "data_compressed" in sd.c else None
-        spec = parse_dag(load_document(row.data, compressed), row.dag_hash)
+        try:
+            spec = parse_dag(load_document(row.data, compressed), row.dag_hash)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # Unreadable (over its budget, or not a DAG document): served as a DAG with
+            # no definition, like one Airflow has not serialized.
+            log.warning("serialized DAG %s is unreadable: %s", dag_id, exc)
+            return None
         with self._dags_lock:
             self._dags[dag_id] = spec
         return spec
