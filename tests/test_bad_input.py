@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
-from werkzeug.test import Client
 
 from api_plugin.config import Config
 from api_plugin.mount import build_api, json_not_found, mount_into
 from api_plugin.web_input import MAX_JSON_DEPTH
-from conftest import PREFIX, ApiHarness
+from conftest import PREFIX, ApiHarness, LoopbackClient
 
 RUN = "2025-01-01T00:00:00+00:00"
 
@@ -165,7 +164,7 @@ def test_configured_run_id_pattern(api: ApiHarness) -> None:
     config = Config.load(environ={}, database__sql_alchemy_conn=api.url,
                          api__auth_backend="default",
                          scheduler__allowed_run_id_pattern=r"^team-\d+$")
-    client = Client(mount_into(json_not_found, build_api(config, api.store), PREFIX))
+    client = LoopbackClient(mount_into(json_not_found, build_api(config, api.store), PREFIX))
 
     def trigger(run_id: str, when: str) -> int:
         return client.post(PREFIX + "/dags/example_etl/dag_runs",
