@@ -15,7 +15,7 @@ from typing import Any
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from api_plugin.app import ApiApp
+from api_plugin.app import ApiApp, wsgi_text
 from api_plugin.auth.base import Environ, StartResponse, WSGIApp
 from api_plugin.auth.loader import wrap_with_auth
 from api_plugin.config import Config
@@ -26,7 +26,7 @@ from api_plugin.store.users import user_lookup
 
 def json_not_found(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """The answer for paths outside the API when it runs on its own."""
-    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    path = wsgi_text(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")))
     body = json.dumps({"error": f"Not found: {path}"}).encode()
     start_response("404 NOT FOUND", [("Content-Type", "application/json"),
                                      ("Content-Length", str(len(body)))])
