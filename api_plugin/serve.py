@@ -63,7 +63,7 @@ def gunicorn_options(config: Config, bind: str, workers: int) -> dict[str, Any]:
     return {
         "bind": bind,
         "workers": workers,
-        "worker_class": "api_plugin.gunicorn_worker.JsonErrorWorker",
+        "worker_class": "api_plugin.buffered_worker.BufferedWorker",
         "logger_class": "api_plugin.gunicorn_logging.TimeoutAwareLogger",
         "accesslog": config.get("webserver", "access_logfile") or "-",
         "access_log_format": '%(h)s %({REMOTE_USER}e)s "%(r)s" %(s)s %(b)s %(M)sms',
