@@ -20,7 +20,7 @@ from api_plugin.store.decode_budget import DOCUMENT_BUDGET
 from api_plugin.store.tables import AIRFLOW1
 from conftest import ApiHarness
 from tests.test_endpoints import error, ok, trigger
-from tests.test_lineage import _push_lineage
+from tests.test_lineage import _push_lineage, lineage_answer
 
 WHEN = "2025-07-01T00:00:00+00:00"
 
@@ -94,7 +94,7 @@ def test_a_planted_lineage_xcom_reads_as_unreadable(api: ApiHarness, planted: st
                   LINEAGE_VALUES[planted], when)
     _push_lineage(api, when, run["run_id"], "extract", "pipeline_outlets",
                   json.dumps(["s3://ok"]).encode(), when)
-    body = ok(api.get(f"/lineage/etl_nightly/{WHEN}"))
+    body = lineage_answer(api.get(f"/lineage/etl_nightly/{WHEN}"))
     assert body == {"task_ids": {"extract": {"inlets": None, "outlets": ["s3://ok"]}}}
 
 
