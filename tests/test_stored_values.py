@@ -137,3 +137,24 @@ def test_an_over_budget_serialized_dag_is_a_dag_without_definition(api: ApiHarne
             "Dag id example_etl not found")
         assert error(trigger(api, execution_date=WHEN), 404) == "Dag id example_etl not found"
         assert ok(api.get("/dags/example_etl/paused")) == {"is_paused": False}
+
+
+def test_the_budget_measures_shared_parts_once_and_counts_them_everywhere() -> None:
+    """A 60-level shared-reference value (2**60 elements to print) is refused at once,
+    a cycle is refused by depth, and a shared part met deeper down counts there."""
+    from api_plugin.store.decode_budget import OverBudget, check_value
+
+    with pytest.raises(OverBudget, match="more than"):
+        check_value(shared_references(60))
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(OverBudget, match="nested"):
+        check_value(cycle)
+    part = nested_lists(40)
+    check_value([part, part])  # 41 levels: fine
+    deeper: Any = part
+    for _ in range(30):
+        deeper = [deeper]
+    with pytest.raises(OverBudget, match="nested"):
+        check_value([part, deeper])  # the same part again, 30 levels further down
+    check_value(shared_references(15))  # 65 535 values: within the budget

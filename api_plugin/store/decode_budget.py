@@ -4,9 +4,10 @@ Stored values come from whoever could write a row: a DAG author plants an
 ``executor_config`` or an XCom through Airflow itself. A 200-byte pickle of shared
 references (x_k = [x_{k-1}, x_{k-1}], 30 levels) unpickles at once but is a billion
 nodes to walk or print; a 400 kB pickled int cannot even be printed. So each decoder
-checks its input's size before decoding, and the decoded value is walked once, every
-visit of a shared object counted again (as printing it would), within a node, depth and
-text budget; past any of them the value is unreadable, rendered as other refused values.
+checks its input's size before decoding, and the decoded value is measured against a
+node, depth and text budget, a shared object counted wherever it occurs (as printing it
+would visit it) but walked only once; past any limit the value is unreadable, rendered
+as other refused values are.
 """
 
 from __future__ import annotations
@@ -50,35 +51,65 @@ def check_size(data: bytes | bytearray | str, budget: Budget = VALUE_BUDGET) -> 
 
 
 def check_value(value: Any, budget: Budget = VALUE_BUDGET, *, plain_only: bool = False) -> None:
-    """Walk ``value`` within ``budget`` (OverBudget past it). With ``plain_only``, only
-    dict, list, tuple and the JSON scalars are allowed (OverBudget naming the type)."""
-    nodes = text = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        nodes += 1
-        if nodes > budget.max_nodes:
-            raise OverBudget(f"more than {budget.max_nodes} values")
+    """Measure ``value`` within ``budget`` (OverBudget past it). With ``plain_only``, only
+    dict, list, tuple and the JSON scalars are allowed (OverBudget naming the type).
+
+    Shared containers are counted at every place they occur, as printing would visit
+    them, but measured once (by identity): the work stays proportional to the distinct
+    objects, so the 30-level shared-reference pickle is refused after 30 steps, not 2**30.
+    """
+    _nodes, text, _height = _Measure(budget, plain_only).size(value, 0)
+    if text > budget.max_text:  # a container checks as it goes; a lone string here
+        raise OverBudget(f"more than {budget.max_text} characters of text")
+
+
+class _Measure:
+    """One measurement: sizes of the containers seen so far, by identity."""
+
+    def __init__(self, budget: Budget, plain_only: bool) -> None:
+        self.budget = budget
+        self.plain_only = plain_only
+        self.seen: dict[int, tuple[int, int, int]] = {}
+
+    def size(self, item: Any, depth: int) -> tuple[int, int, int]:
+        """(values, characters of text, containers nested) in ``item`` at ``depth``,
+        shared parts counted each time they occur."""
         if isinstance(item, str):
-            text += len(item)
-            if text > budget.max_text:
-                raise OverBudget(f"more than {budget.max_text} characters of text")
-        elif isinstance(item, int) and not isinstance(item, bool):
+            return 1, len(item), 0
+        if isinstance(item, bool) or item is None or isinstance(item, float):
+            return 1, 0, 0
+        if isinstance(item, int):
             if item.bit_length() > MAX_INT_BITS:
                 raise OverBudget("a number too long to show")
-        elif isinstance(item, dict | list | tuple | set | frozenset):
-            if depth >= budget.max_depth:
-                raise OverBudget(f"nested more than {budget.max_depth} levels")
-            if isinstance(item, dict):
-                for key, child in item.items():
-                    stack.append((key, depth + 1))
-                    stack.append((child, depth + 1))
-            elif plain_only and isinstance(item, set | frozenset):
+            return 1, 0, 0
+        if not isinstance(item, dict | list | tuple | set | frozenset):
+            if self.plain_only:
                 raise OverBudget(f"{type(item).__name__} is not allowed")
-            else:
-                stack.extend((child, depth + 1) for child in item)
-        elif plain_only and not isinstance(item, _SCALARS):
+            return 1, 0, 0
+        if self.plain_only and isinstance(item, set | frozenset):
             raise OverBudget(f"{type(item).__name__} is not allowed")
+        known = self.seen.get(id(item))
+        if known is None:
+            if depth >= self.budget.max_depth:
+                raise OverBudget(f"nested more than {self.budget.max_depth} levels")
+            known = self.seen[id(item)] = self._walk(item, depth)
+        if depth + known[2] > self.budget.max_depth:  # a shared part met deeper down
+            raise OverBudget(f"nested more than {self.budget.max_depth} levels")
+        return known
+
+    def _walk(self, item: Any, depth: int) -> tuple[int, int, int]:
+        nodes, text, height = 1, 0, 1
+        children = (x for pair in item.items() for x in pair) if isinstance(item, dict) else item
+        for child in children:
+            child_nodes, child_text, child_height = self.size(child, depth + 1)
+            nodes += child_nodes
+            text += child_text
+            height = max(height, child_height + 1)
+            if nodes > self.budget.max_nodes:
+                raise OverBudget(f"more than {self.budget.max_nodes} values")
+            if text > self.budget.max_text:
+                raise OverBudget(f"more than {self.budget.max_text} characters of text")
+        return nodes, text, height
 
 
 def loads_json(data: bytes | bytearray | str, budget: Budget = VALUE_BUDGET, **kwargs: Any) -> Any:
