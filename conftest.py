@@ -136,6 +136,16 @@ def seed_airflow_rows(store: Store) -> None:
             source_code=ETL_NIGHTLY_SOURCE))
 
 
+class LoopbackClient(Client):
+    """werkzeug's test client with requests from 127.0.0.1, as a server on loopback
+    passes them (werkzeug's own sets no REMOTE_ADDR, which the open backend refuses)."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        environ_base = dict(kwargs.pop("environ_base", None) or {})
+        environ_base.setdefault("REMOTE_ADDR", "127.0.0.1")
+        return super().open(*args, environ_base=environ_base, **kwargs)
+
+
 @dataclass
 class ApiHarness:
     """One database with the plugin's app over it, driven in-process."""
@@ -209,5 +219,5 @@ def api(
     load_dags(store, example_dags_dir())
     config = Config.load(environ={}, database__sql_alchemy_conn=url, api__auth_backend="default")
     app = mount_into(json_not_found, build_api(config, store), PREFIX)
-    yield ApiHarness(flavor, backend, url, store, Client(app))
+    yield ApiHarness(flavor, backend, url, store, LoopbackClient(app))
     store.dispose()

@@ -16,6 +16,7 @@ from api_plugin.rendering import render_json
 from api_plugin.routes import build_url_map
 from api_plugin.services import ApiService
 from api_plugin.views import VIEWS, Context, PlainText
+from api_plugin.web_input import check_query, check_route_arguments
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class ApiApp:
             endpoint, args = self._routes.match(
                 wsgi_text(environ.get("PATH_INFO", "")) or "/",
                 str(environ.get("REQUEST_METHOD", "GET")))
+            check_route_arguments(args)
+            if environ.get("QUERY_STRING"):
+                check_query(ctx.request.args.items(multi=True))
             result = VIEWS[endpoint](ctx, **args)
             status = 200
             if isinstance(result, PlainText):

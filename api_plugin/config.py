@@ -149,6 +149,14 @@ class Config:
     def max_body_bytes(self) -> int:
         return self.getint("api", "max_body_bytes", 1024 * 1024)
 
+    @property
+    def allowed_run_id_pattern(self) -> str | None:
+        """``[scheduler] allowed_run_id_pattern``, Airflow's own setting (None: its default)."""
+        from api_plugin.services.run_ids import validate_pattern
+
+        pattern = (self.get("scheduler", "allowed_run_id_pattern") or "").strip()
+        return validate_pattern(pattern) if pattern else None
+
 
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):

@@ -15,7 +15,7 @@ from typing import Any
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from api_plugin.app import ApiApp
+from api_plugin.app import ApiApp, wsgi_text
 from api_plugin.auth.base import Environ, StartResponse, WSGIApp
 from api_plugin.auth.loader import wrap_with_auth
 from api_plugin.config import Config
@@ -25,7 +25,7 @@ from api_plugin.store import Store
 
 def json_not_found(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """The answer for paths outside the API when it runs on its own."""
-    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    path = wsgi_text(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")))
     body = json.dumps({"error": f"Not found: {path}"}).encode()
     start_response("404 NOT FOUND", [("Content-Type", "application/json"),
                                      ("Content-Length", str(len(body)))])
@@ -41,7 +41,8 @@ def load_config(config: Config | None = None, **overrides: Any) -> Config:
 def build_api(config: Config, store: Store | None = None) -> WSGIApp:
     """The API app behind its auth stack, paths relative to the prefix (not mounted)."""
     store = store or Store.open(config.sql_alchemy_conn, create=_embedded(config))
-    app = ApiApp(ApiService(store), prefix=config.prefix, max_body_bytes=config.max_body_bytes)
+    service = ApiService(store, allowed_run_id_pattern=config.allowed_run_id_pattern)
+    app = ApiApp(service, prefix=config.prefix, max_body_bytes=config.max_body_bytes)
     return wrap_with_auth(app, config, store=store)
 
 

@@ -47,6 +47,7 @@ _STATUSES: dict[str, tuple[str, ...]] = {
     "create_pool": ("400", "413"),
     "delete_pool": ("400", "404"),
     "delete_dag": ("404", "409"),
+    "delete_dag_by_json_client": ("404", "409"),
 }
 
 

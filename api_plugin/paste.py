@@ -44,7 +44,8 @@ def _store(config: Config) -> Store:
 def app_factory(global_conf: dict[str, Any], **local_conf: Any) -> WSGIApp:
     """``egg:api_plugin#app``: the API without auth, paths relative to its mount point."""
     config = _config(global_conf, local_conf)
-    return ApiApp(ApiService(_store(config)), prefix=config.prefix,
+    service = ApiService(_store(config), allowed_run_id_pattern=config.allowed_run_id_pattern)
+    return ApiApp(service, prefix=config.prefix,
                   max_body_bytes=config.max_body_bytes)
 
 

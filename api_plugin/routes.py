@@ -13,6 +13,8 @@ ROUTES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("/info", ("GET",), "info"),
     ("/openapi.json", ("GET",), "openapi"),
     ("/dags/<dag_id>", ("DELETE",), "delete_dag"),
+    # Where Airflow 2's own json_client sends its delete_dag (no Airflow server answers it).
+    ("/dags/<dag_id>/delete_dag", ("DELETE",), "delete_dag_by_json_client"),
     ("/dags/<dag_id>/code", ("GET",), "dag_code"),
     ("/dags/<dag_id>/dag_runs", ("POST",), "trigger_dag"),
     ("/dags/<dag_id>/dag_runs", ("GET",), "dag_runs"),

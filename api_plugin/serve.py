@@ -57,15 +57,21 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
         return build_application(self.api_config)
 
 
-def run_gunicorn(config: Config, bind: str, workers: int) -> None:
-    """Serve until stopped: sync workers, access log on stdout."""
-    options = {
+def gunicorn_options(config: Config, bind: str, workers: int) -> dict[str, Any]:
+    """gunicorn's settings for ``api-plugin serve``: JSON error pages, worker timeouts
+    logged as such, access log on stdout."""
+    return {
         "bind": bind,
         "workers": workers,
-        "worker_class": "api_plugin.gunicorn_worker.JsonErrorWorker",
+        "worker_class": "api_plugin.buffered_worker.BufferedWorker",
+        "logger_class": "api_plugin.gunicorn_logging.TimeoutAwareLogger",
         "accesslog": config.get("webserver", "access_logfile") or "-",
         "access_log_format": '%(h)s %({REMOTE_USER}e)s "%(r)s" %(s)s %(b)s %(M)sms',
         "timeout": config.getint("webserver", "worker_timeout", 60),
         "proc_name": "api-plugin",
     }
-    _GunicornApp(config, options).run()
+
+
+def run_gunicorn(config: Config, bind: str, workers: int) -> None:
+    """Serve until stopped, with ``gunicorn_options``."""
+    _GunicornApp(config, gunicorn_options(config, bind, workers)).run()

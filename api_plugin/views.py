@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request
 
 from api_plugin.errors import BadRequest, PayloadTooLarge
 from api_plugin.services import ApiService
+from api_plugin.web_input import check_json, parse_json
 
 #: How much of an oversized body is read and dropped so that its client gets the 413.
 DRAIN_LIMIT = 16 * 1024 * 1024
@@ -51,22 +52,18 @@ class Context:
         return self._request
 
     def json_body(self) -> dict[str, Any]:
-        """The body as a JSON object, whatever its Content-Type (as Airflow reads it)."""
+        """The body as a JSON object, whatever its Content-Type (as Airflow reads it),
+        checked by ``web_input`` before any service sees it."""
         length = self.request.content_length
         stream = self.request.stream
         if length is not None and length > self.max_body_bytes:
             raise self._too_large(stream)
-        raw = stream.read(self.max_body_bytes + 1)
+        raw = _read(stream, self.max_body_bytes + 1)
         if len(raw) > self.max_body_bytes:
             raise self._too_large(stream)
         if not raw.strip():
             raise BadRequest("Request body must be a JSON object, got an empty body")
-        try:
-            body = json.loads(raw)
-        except RecursionError:
-            raise BadRequest("Request body is nested too deeply") from None
-        except ValueError as exc:  # includes invalid UTF-8
-            raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+        body = parse_json(raw)
         if not isinstance(body, dict):
             raise BadRequest(f"Request body must be a JSON object, not {type(body).__name__}")
         return body
@@ -76,9 +73,22 @@ class Context:
         ``DRAIN_LIMIT``): a server that closes with unread bytes makes the kernel reset
         the connection, and the client then sees a broken pipe instead of the answer."""
         left = DRAIN_LIMIT
-        while left > 0 and (chunk := stream.read(min(65536, left))):
-            left -= len(chunk)
+        try:
+            while left > 0 and (chunk := stream.read(min(65536, left))):
+                left -= len(chunk)
+        except Exception:  # a broken body: the 413 stands, the server closes
+            pass
         return PayloadTooLarge(f"Request body larger than {self.max_body_bytes} bytes")
+
+
+def _read(stream: Any, size: int) -> bytes:
+    """Up to ``size`` bytes of the body; a body the server cannot decode (a malformed
+    chunked encoding, a connection cut mid-body) is a 400, never a 500."""
+    try:
+        return bytes(stream.read(size))
+    except Exception as exc:  # the WSGI server's own parse errors have no common base
+        reason = str(exc) or type(exc).__name__
+        raise BadRequest(f"Request body could not be read: {reason}") from None
 
 
 View = Callable[..., Any]
@@ -100,10 +110,21 @@ def openapi(ctx: Context) -> Any:
 
 def trigger_dag(ctx: Context, dag_id: str) -> Any:
     body = ctx.json_body()
+    conf = body.get("conf")
+    if isinstance(conf, str) and conf.strip():
+        # A conf sent as a string of JSON is checked like the body it could have been.
+        try:
+            conf = json.loads(conf)
+        except RecursionError:
+            raise BadRequest("conf is nested too deeply") from None
+        except ValueError:
+            pass  # not JSON: the service answers that conf must be an object
+        else:
+            check_json(conf, "conf")
     return ctx.service.trigger_dag(
         dag_id,
         run_id=body.get("run_id"),
-        conf=body.get("conf"),
+        conf=conf,
         execution_date=body.get("execution_date"),
         replace_microseconds=body.get("replace_microseconds"),
         user=ctx.environ.get("REMOTE_USER") or None,
@@ -123,7 +144,10 @@ def dag_run_state(ctx: Context, dag_id: str, execution_date: str) -> Any:
 
 
 def lineage(ctx: Context, dag_id: str, execution_date: str) -> Any:
-    return ctx.service.get_lineage(dag_id, execution_date)
+    answer = ctx.service.get_lineage(dag_id, execution_date)
+    # Airflow 2's own json_client returns the answer's "message" (which Airflow's server
+    # never sends): it gets what its local_client returns, the lineage itself.
+    return {**answer, "message": answer}
 
 
 def task(ctx: Context, dag_id: str, task_id: str) -> Any:
@@ -192,5 +216,6 @@ VIEWS: dict[str, View] = {
     "create_pool": create_pool,
     "delete_pool": delete_pool,
     "delete_dag": delete_dag,
+    "delete_dag_by_json_client": delete_dag,
     "dag_code": dag_code,
 }

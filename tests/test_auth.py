@@ -201,6 +201,12 @@ def test_names_and_open_api_guard() -> None:
     assert not isinstance(guard.authenticate({"REMOTE_ADDR": "127.0.0.1"}), Denied)
     assert not isinstance(guard.authenticate({"REMOTE_ADDR": "::1"}), Denied)
     assert not isinstance(DefaultBackend(True).authenticate({"REMOTE_ADDR": "10.1.2.3"}), Denied)
+    for unprovable in ({}, {"REMOTE_ADDR": ""}, {"REMOTE_ADDR": "unix:/run/api.sock"},
+                       {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "10.1.2.3"},
+                       {"REMOTE_ADDR": "127.0.0.1", "HTTP_FORWARDED": "for=10.1.2.3"},
+                       {"REMOTE_ADDR": "127.0.0.1", "werkzeug.proxy_fix.orig": {}}):
+        assert isinstance(guard.authenticate(unprovable), Denied), unprovable
+        assert not isinstance(DefaultBackend(True).authenticate(unprovable), Denied)
 
 
 def test_users_create_cli_writes_the_flavor_format(api: ApiHarness) -> None:

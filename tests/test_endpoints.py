@@ -385,6 +385,9 @@ def test_pause_errors(api: ApiHarness) -> None:
     assert error(api.get("/dags/nope/paused/true"), 404)
     assert error(api.get("/dags/nope/paused"), 404)
     assert error(api.get("/dags/example_etl/paused/maybe"), 400)
+    # Exactly "true" or "false" (SPEC 7.9): another spelling neither pauses nor un-pauses.
+    for value in ("TRUE", "True", "FALSE", "1", "yes", "true%20", "%00"):
+        assert error(api.get(f"/dags/example_etl/paused/{value}"), 400)
     assert ok(api.get("/dags/example_etl/paused")) == {"is_paused": False}
 
 

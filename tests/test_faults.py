@@ -38,12 +38,13 @@ TASKS_PER_RUN = 4  # example_etl: extract, transform, load, report
 
 @dataclass
 class Outcome:
-    """What one client request saw: status (0 when the connection died), body, seconds."""
+    """What one client request saw: status (0 when the connection died), body, and the
+    test's phase when it was sent and when its answer came (no clock involved)."""
 
-    at: float
+    sent_in: str
     status: int
     body: object
-    seconds: float
+    answered_in: str
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Load:
 
     port: int
     clients: int
+    phase: str = "start"
     outcomes: list[Outcome] = field(default_factory=list)
     told: set[str] = field(default_factory=set)  # run_ids answered with 200
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -59,7 +61,7 @@ class Load:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def call(self, method: str, path: str, body: dict[str, str] | None = None) -> Outcome:
-        started = time.monotonic()
+        sent_in = self.phase
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             conn.request(method, PREFIX + path, body=json.dumps(body) if body else None,
@@ -67,10 +69,9 @@ class Load:
             response = conn.getresponse()
             payload = response.read()
             assert response.getheader("Content-Type") == "application/json", payload[:200]
-            outcome = Outcome(started, response.status, json.loads(payload),
-                              time.monotonic() - started)
+            outcome = Outcome(sent_in, response.status, json.loads(payload), self.phase)
         except (OSError, http.client.HTTPException):
-            outcome = Outcome(started, 0, None, time.monotonic() - started)
+            outcome = Outcome(sent_in, 0, None, self.phase)
         finally:
             conn.close()
         with self._lock:
@@ -100,9 +101,10 @@ class Load:
         for thread in self._threads:
             thread.join(timeout=60)
 
-    def between(self, start: float, end: float) -> list[Outcome]:
+    def within(self, phase: str) -> list[Outcome]:
+        """The requests sent and answered while the test was in ``phase``."""
         with self._lock:
-            return [o for o in self.outcomes if start <= o.at and o.at + o.seconds <= end]
+            return [o for o in self.outcomes if o.sent_in == phase == o.answered_in]
 
 
 def distinct_date(n: int) -> str:
@@ -167,8 +169,7 @@ def test_sigkill_mid_trigger_leaves_whole_runs_or_none(
     try:
         with Load(port, clients=8) as load:
             time.sleep(0.5)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
+            for _ in range(25):  # about five seconds of kills
                 pids = worker_pids(proc.pid)
                 if pids:
                     os.kill(random.choice(pids), signal.SIGKILL)
@@ -207,38 +208,40 @@ def test_database_outage_answers_503_then_recovers(
         with Load(port, clients=4) as load:
             time.sleep(1.0)
             subprocess.run([ctl, "stop"], check=True, timeout=60)
-            down_from = time.monotonic()
+            load.phase = "down"
             try:
                 time.sleep(3.0)
             finally:
-                down_to = time.monotonic()
+                load.phase = "restarting"
                 subprocess.run([ctl, "start"], check=True, timeout=60)
-            up_at = time.monotonic()
-            recovered = None
-            while time.monotonic() < up_at + 20 and recovered is None:
+            recovered = None  # polls until the first 200, each at least 0.05 s apart
+            for poll in range(400):
                 if load.call("GET", "/dags/example_etl/paused").status == 200:
-                    recovered = time.monotonic() - up_at
+                    recovered = poll
+                    break
                 time.sleep(0.05)
-            time.sleep(2.0)
-            steady_from = time.monotonic() - 1.5
+            time.sleep(0.5)
+            load.phase = "steady"
+            time.sleep(1.5)
     finally:
         subprocess.run([ctl, "start"], timeout=60, capture_output=True)  # already up: no-op
         proc.terminate()
         proc.wait(timeout=30)
         store.engine.dispose()  # its pooled connections died with the server
-    during = load.between(down_from + 0.5, down_to)
-    steady = load.between(steady_from, time.monotonic())
+    during = load.within("down")
+    steady = load.within("steady")
     statuses = Counter(o.status for o in load.outcomes)
-    slowest_503 = max((o.seconds for o in load.outcomes if o.status == 503), default=0.0)
     print(f"\noutage: {sum(statuses.values())} requests, statuses {dict(statuses)}, "
-          f"{len(during)} while down, slowest 503 {slowest_503 * 1000:.0f} ms, "
-          f"first 200 {recovered}s after restart")
+          f"{len(during)} sent and answered while down, first 200 at poll {recovered} "
+          f"after the restart")
     assert set(statuses) <= {200, 503}, statuses
     assert during and {o.status for o in during} == {503}
     assert all(o.body == {"error": "The metadata database is unavailable; try again shortly"}
                for o in during)
-    assert slowest_503 < 2.0, "a 503 must be fast, not a hang until some timeout"
-    assert recovered is not None and recovered < 10, "the API did not come back by itself"
+    # Answered while the server was still down, several per client: a 503 comes at once,
+    # it does not hang until some timeout (which would outlast the outage).
+    assert len(during) >= 2 * load.clients, len(during)
+    assert recovered is not None, "the API did not come back by itself"
     assert steady and {o.status for o in steady} == {200}
     assert_whole_runs(store, load.told)
     store.dispose()

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -132,6 +133,18 @@ TARGETED: list[tuple[str, str, bytes, set[int]]] = [
     ("GET", "/dags/example_etl/dag_runs/" + "9" * 3000, b"", {400}),
     ("GET", "/dags/example_etl/dag_runs/" + "9" * 9000, b"", {414, 400}),
     ("GET", "/dags/example_etl/dag_runs/%00", b"", {400}),
+    ("GET", "/dags/example%00_etl/paused/true", b"", {400}),
+    ("GET", "/dags/example_etl/paused/TRUE", b"", {400}),
+    ("GET", "/pools/default%00pool", b"", {400}),
+    ("GET", "/dags/example_etl/dag_runs?state=%00", b"", {400}),
+    ("POST", "/dags/example_etl/dag_runs", b'{"run_id": "x\\u0000"}', {400}),
+    ("POST", "/dags/example_etl/dag_runs", b'{"run_id": "x\\ud800"}', {400}),
+    ("POST", "/dags/example_etl/dag_runs", b'{"run_id": "a b"}', {400}),
+    ("POST", "/dags/example_etl/dag_runs", b'{"conf": ' + b'{"a": ' * 900 + b"1" + b"}" * 901,
+     {400}),
+    ("POST", "/dags/example_etl/dag_runs",
+     b'{"conf": "' + b'{\\"a\\": ' * 900 + b"1" + b"}" * 900 + b'"}', {400}),
+    ("POST", "/pools", b'{"name": "p\\ud800", "slots": 1, "description": ""}', {400}),
     ("DELETE", "/test", b"", {405}),
     ("TRACE", "/test", b"", {405}),
 ]
@@ -150,6 +163,32 @@ def test_targeted_attacks(live_server: tuple[str, str], method: str, path: str, 
     assert "error" in json.loads(payload)
     after = [raw(base, "GET", PREFIX + p)[2] for p in ("/pools", "/dags/example_etl/dag_runs")]
     assert after == before  # a refused request changes nothing
+
+
+MALFORMED_CHUNKS = [b"zz\r\nabc\r\n0\r\n\r\n", b"3\r\nabcXX\r\n0\r\n\r\n", b"-1\r\n",
+                    b"5\r\nab"]
+
+
+@pytest.mark.parametrize("chunks", MALFORMED_CHUNKS, ids=["size", "terminator", "negative",
+                                                          "cut"])
+@pytest.mark.parametrize("path", ["/pools", "/dags/example_etl/dag_runs"])
+def test_a_malformed_chunked_body_is_a_400(live_server: tuple[str, str], path: str,
+                                           chunks: bytes) -> None:
+    base, _ = live_server
+    host, port = base.removeprefix("http://").split(":")
+    before = raw(base, "GET", PREFIX + "/pools")[2]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST {PREFIX}{path} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     "application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + chunks)
+        sock.shutdown(socket.SHUT_WR)  # the cut body ends here
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert b"Content-Type: application/json" in head
+    assert "could not be read" in json.loads(body)["error"]
+    assert raw(base, "GET", PREFIX + "/pools")[2] == before
 
 
 def test_oversized_headers_get_json_from_gunicorn_itself(live_server: tuple[str, str]) -> None:

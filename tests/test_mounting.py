@@ -25,6 +25,9 @@ from tests.test_clients import seeded_database
 from tests.test_serve import free_port, request, wait_until_up
 
 REPO = Path(__file__).resolve().parent.parent
+#: What a server on loopback passes (WebTest sets no REMOTE_ADDR, which the open backend
+#: refuses: it cannot tell where such a request came from).
+LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 
 
 @pytest.fixture
@@ -65,7 +68,7 @@ def flask_host() -> Flask:
 def test_flask_host_with_one_call_mount(config: Config) -> None:
     host = flask_host()
     host.wsgi_app = mount(host.wsgi_app, config)  # type: ignore[method-assign]
-    client = webtest.TestApp(host)
+    client = webtest.TestApp(host, extra_environ=LOOPBACK)
     assert client.get("/").text == "host index"
     assert client.get("/hello/bob").json == {"hello": "bob"}
     assert client.get("/api/experimental/test").json == {"status": "OK"}
@@ -85,7 +88,7 @@ def test_plain_host_under_its_own_mount_point(config: Config) -> None:
 
     spy = EnvironSpy(build_api(config))
     stack = DispatcherMiddleware(lambda e, s: [], {"/host": mount_into(plain_host, spy)})
-    client = webtest.TestApp(stack)
+    client = webtest.TestApp(stack, extra_environ=LOOPBACK)
     assert client.get("/host/other").text == "plain /other"
     client.post_json("/host/api/experimental/dags/example_etl/dag_runs",
                      {"execution_date": "2025-01-01T00:00:00"})
@@ -103,26 +106,58 @@ def test_entry_point_group_mounts_without_importing_by_name(
         config: Config, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN", db_url)
     host = flask_host()
-    client = webtest.TestApp(mount_entry_points(host.wsgi_app))
+    client = webtest.TestApp(mount_entry_points(host.wsgi_app), extra_environ=LOOPBACK)
     assert client.get("/api/experimental/test").json == {"status": "OK"}
     assert client.get("/hello/x").json == {"hello": "x"}
 
 
 @pytest.mark.parametrize("order", ["proxyfix-outside", "proxyfix-inside"])
 def test_middleware_composition_under_lint(config: Config, order: str) -> None:
-    spy = EnvironSpy(build_api(config.with_overrides(api__auth_backend="default")))
+    spy = EnvironSpy(build_api(config.with_overrides(api__auth_backend="default",
+                                                     api__allow_open_api="True")))
+    open_api = DefaultBackend(allow_open_api=True)
     if order == "proxyfix-outside":
-        inner = AuthMiddleware(spy, [DefaultBackend()])
+        inner = AuthMiddleware(spy, [open_api])
         stack: Any = ProxyFix(mount_into(lambda e, s: [], inner), x_for=1)  # type: ignore[arg-type]
     else:
         stack = mount_into(lambda e, s: [],
-                           AuthMiddleware(ProxyFix(spy, x_for=1), [DefaultBackend()]))  # type: ignore[arg-type]
+                           AuthMiddleware(ProxyFix(spy, x_for=1), [open_api]))  # type: ignore[arg-type]
     client = webtest.TestApp(stack, lint=True)
-    client.get("/api/experimental/test", headers={"X-Forwarded-For": "127.0.0.1"},
-               extra_environ={"REMOTE_ADDR": "127.0.0.1"})
-    assert spy.seen[-1]["REMOTE_ADDR"] == "127.0.0.1"
-    client.head("/api/experimental/test", extra_environ={"REMOTE_ADDR": "127.0.0.1"})
-    client.put("/api/experimental/test", status=405, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+    client.get("/api/experimental/test", headers={"X-Forwarded-For": "203.0.113.7"},
+               extra_environ=LOOPBACK)
+    assert spy.seen[-1]["REMOTE_ADDR"] == "203.0.113.7"
+    client.head("/api/experimental/test", extra_environ=LOOPBACK)
+    client.put("/api/experimental/test", status=405, extra_environ=LOOPBACK)
+
+
+@pytest.mark.parametrize("order", ["proxyfix-outside", "proxyfix-inside", "no-proxyfix"])
+def test_the_open_backend_fails_closed_behind_a_proxy(config: Config, order: str) -> None:
+    """Behind a proxy every client looks local; a client can also claim to be local in
+    X-Forwarded-For when ProxyFix trusts it. The open backend's guard refuses both."""
+    api = build_api(config.with_overrides(api__auth_backend="default"))
+    stack: Any = {"proxyfix-outside": lambda: ProxyFix(mount_into(lambda e, s: [], api),
+                                                       x_for=1),
+                  "proxyfix-inside": lambda: mount_into(lambda e, s: [],
+                                                        ProxyFix(api, x_for=1)),
+                  "no-proxyfix": lambda: mount_into(lambda e, s: [], api)}[order]()
+    client = webtest.TestApp(stack, lint=True)
+    attacks = [
+        ({"X-Forwarded-For": "127.0.0.1"}, {"REMOTE_ADDR": "198.51.100.9"}),  # a lie
+        ({"X-Forwarded-For": "198.51.100.9"}, LOOPBACK),  # a proxy on loopback
+        ({"Forwarded": "for=198.51.100.9"}, LOOPBACK),
+        ({"X-Real-IP": "198.51.100.9"}, LOOPBACK),
+        ({}, {"REMOTE_ADDR": ""}),  # gunicorn on a unix socket
+        ({}, {}),  # no address at all
+        ({}, {"REMOTE_ADDR": "198.51.100.9"}),
+    ]
+    for headers, environ in attacks:
+        response = client.get("/api/experimental/test", headers=headers,
+                              extra_environ=environ, status=403)
+        assert "allow_open_api" in response.json["error"], (headers, environ)
+    # A stack with ProxyFix is behind a proxy by construction: even a request without
+    # forwarding headers cannot be shown to be local. Without ProxyFix, loopback is.
+    expected = 200 if order == "no-proxyfix" else 403
+    client.get("/api/experimental/test", extra_environ=LOOPBACK, status=expected)
 
 
 def test_auth_stack_outside_the_mount(config: Config) -> None:

@@ -6,7 +6,8 @@ carries no credentials of this backend's scheme, so the next backend may try), o
 ``Denied`` (credentials of this scheme were given and are wrong, or the backend refuses
 everyone). ``AuthMiddleware`` tries its backends in order: the first ``Authenticated``
 wins; when none authenticates, the answer is 401 with every backend's challenge, or the
-status of the first ``Denied`` that is not a 401 (``deny_all`` answers 403).
+status of the first ``Denied`` that is not a 401 (``deny_all`` answers 403); a client that
+sent no credentials at all still gets the 401 challenge when a backend offers one.
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ def json_error(
     return [body]
 
 
+def _no_credentials(environ: Environ) -> bool:
+    return not environ.get("HTTP_AUTHORIZATION")
+
+
 class AuthMiddleware:
     """WSGI middleware that lets a request reach ``app`` only when a backend consents."""
 
@@ -114,7 +119,9 @@ class AuthMiddleware:
                 elif outcome.status == 401 and message == "Unauthorized":
                     message = outcome.message
                 extra.extend(outcome.response_headers)
-        if refusal is not None:
+        if refusal is not None and not (self._challenges and _no_credentials(environ)):
+            # A client that sent no credentials is told how to send some, when a backend
+            # of the chain would take them (``password,deny_all``), before any refusal.
             return json_error(start_response, refusal.status, refusal.message,
                               refusal.response_headers)
         return json_error(start_response, 401, message, (*self._challenges, *extra))

@@ -21,14 +21,14 @@ T = TypeVar("T")
 class LocalClient(ApiClient):
     """Straight to the database through the same service layer the server uses."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, allowed_run_id_pattern: str | None = None) -> None:
         self.store = store
-        self.service = ApiService(store)
+        self.service = ApiService(store, allowed_run_id_pattern=allowed_run_id_pattern)
 
     @classmethod
     def from_config(cls, config: Config) -> LocalClient:
         try:
-            return cls(Store.open(config.sql_alchemy_conn))
+            return cls(Store.open(config.sql_alchemy_conn), config.allowed_run_id_pattern)
         except DBAPIError as exc:
             raise ClientConnectionError(f"database unreachable: {exc.orig}") from None
 

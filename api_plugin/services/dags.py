@@ -12,11 +12,11 @@ from api_plugin.store import Store
 
 
 def parse_paused(value: Any) -> bool:
-    """``true``/``false`` (any case) or a bool; anything else is a 400."""
+    """Exactly ``true`` or ``false`` (SPEC 7.9), or a bool; anything else is a 400."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
+    if value in ("true", "false"):
+        return bool(value == "true")
     raise BadRequest(f"Paused value must be 'true' or 'false', not {value!r}")
 
 

@@ -14,7 +14,6 @@ is each task's declared inlets and outlets, from the DAG's definition.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -23,6 +22,7 @@ from sqlalchemy.sql import Select
 from api_plugin.services.common import require_dag_spec
 from api_plugin.services.runs import find_run
 from api_plugin.store import Store
+from api_plugin.store.decode_budget import OverBudget, loads_json
 from api_plugin.store.safe_pickle import UnreadableConf, loads_conf
 from api_plugin.store.tables import Tables
 
@@ -70,7 +70,8 @@ def _xcoms_query(t: Tables) -> Select[Any]:
 
 
 def _value(stored: Any) -> Any:
-    """A stored XCom value as the reference's webserver shows it."""
+    """A stored XCom value as the reference's webserver shows it; ``None`` for one that
+    is not plain data or exceeds the decoding budget (``store.decode_budget``)."""
     if stored is None:
         return None
     data = bytes(stored)
@@ -80,8 +81,10 @@ def _value(stored: Any) -> Any:
         except UnreadableConf:
             return None
     try:
-        return json.loads(data.decode("utf-8"), object_hook=_readable)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        return loads_json(data.decode("utf-8"), object_hook=_readable)
+    except OverBudget:
+        return None
+    except (UnicodeDecodeError, ValueError):
         return data.decode("utf-8", "replace")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import JSON, Text, bindparam, cast, select
 from sqlalchemy.sql import Select
 
 from api_plugin.dates import parse_datetime
@@ -12,6 +12,7 @@ from api_plugin.errors import NotFound
 from api_plugin.services.common import dag_not_in_model, py_str, require_dag_spec, shown_date
 from api_plugin.services.runs import run_not_found
 from api_plugin.store import Store
+from api_plugin.store.decode_budget import loads_json
 from api_plugin.store.tables import Tables
 
 #: The run's columns selected beside a task instance, when the database has them.
@@ -52,7 +53,7 @@ def get_task_instance(
     mapping = head._asdict()
     if mapping["ti__task_id"] is None:
         raise NotFound(f"Task {task_id} instance for date {shown_date(store, when)} not found")
-    columns = {c.name: mapping[f"ti__{c.name}"] for c in ti.c}
+    columns = {c.name: _decoded(c, mapping[f"ti__{c.name}"]) for c in ti.c}
     columns["executor_config"] = _executor_config(columns.get("executor_config"))
     run = {"dag_id": mapping["model_dag_id"], "date": mapping["run_date"],
            "run_id": mapping["run_run_id"], "state": mapping["run_state"],
@@ -70,7 +71,7 @@ def _task_instance_query(t: Tables) -> Select[Any]:
     return (
         select(dag.c.dag_id.label("model_dag_id"), sd.c.dag_hash,
                sd.c.dag_id.label("sd_dag_id"), *run_columns,
-               *[c.label(f"ti__{c.name}") for c in ti.c])
+               *[_as_stored(c).label(f"ti__{c.name}") for c in ti.c])
         .select_from(
             dag.outerjoin(sd, t.serialized_of(dag.c.dag_id))
             .outerjoin(dr, (dr.c.dag_id == dag.c.dag_id) & (t.run_date == bindparam("when")))
@@ -79,6 +80,21 @@ def _task_instance_query(t: Tables) -> Select[Any]:
         .where(dag.c.dag_id == bindparam("dag_id"))
         .limit(1)
     )
+
+
+def _as_stored(column: Any) -> Any:
+    """A JSON column as its text (decoded by ``_decoded`` within its budget)."""
+    return cast(column, Text) if isinstance(column.type, JSON) else column
+
+
+def _decoded(column: Any, value: Any) -> Any:
+    """A JSON column's value decoded within the value budget; unreadable beyond it."""
+    if not isinstance(column.type, JSON) or value is None:
+        return value
+    try:
+        return loads_json(value)
+    except ValueError:
+        return f"<unreadable {column.name}>"
 
 
 def _executor_config(raw: Any) -> Any:

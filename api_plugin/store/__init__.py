@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, literal, select
+from sqlalchemy import String, Text, cast, literal, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
@@ -206,7 +206,8 @@ class Store:
             return cached
         t = self.tables
         sd = t.serialized_dag
-        columns = [sd.c.data, sd.c.dag_hash]
+        # The JSON as text, decoded here within its budget rather than by the driver.
+        columns = [cast(sd.c.data, Text).label("data"), sd.c.dag_hash]
         for optional in ("data_compressed", "dag_version_id"):
             if optional in sd.c:
                 columns.append(sd.c[optional])
@@ -215,8 +216,14 @@ class Store:
         if row is None:
             return None
         mapping = row._mapping
-        spec = parse_dag(load_document(row.data, mapping.get("data_compressed")), row.dag_hash,
-                         mapping.get("dag_version_id"))
+        try:
+            spec = parse_dag(load_document(row.data, mapping.get("data_compressed")),
+                             row.dag_hash, mapping.get("dag_version_id"))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # Unreadable (over its budget, or not a DAG document): served as a DAG with
+            # no definition, like one Airflow has not serialized.
+            log.warning("serialized DAG %s is unreadable: %s", dag_id, exc)
+            return None
         with self._dags_lock:
             self._dags[dag_id] = spec
         return spec

@@ -2,8 +2,9 @@
 
 Airflow's PickleType column would run whatever a crafted pickle asks for. Reading goes
 through an unpickler that resolves no global at all, and the result is then checked to
-hold only plain JSON-like values; anything else makes the conf unreadable (``None``).
-Writing uses protocol 4, which every Python that ever ran Airflow can read.
+hold only plain JSON-like values, within the size, node and depth budget of
+``decode_budget``; anything else makes the value unreadable. Writing uses protocol 4,
+which every Python that ever ran Airflow can read.
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ import logging
 import pickle
 from typing import Any
 
+from api_plugin.store.decode_budget import (
+    VALUE_BUDGET,
+    Budget,
+    OverBudget,
+    check_size,
+    check_value,
+)
+
 log = logging.getLogger(__name__)
 
 WRITE_PROTOCOL = 4
-MAX_DEPTH = 64
-_SCALARS = (str, int, float, bool, type(None))
+MAX_DEPTH = VALUE_BUDGET.max_depth
 
 
 class _NoGlobalsUnpickler(pickle.Unpickler):
@@ -36,30 +44,17 @@ def dumps_conf(conf: Any) -> bytes:
     return pickle.dumps(conf, protocol=WRITE_PROTOCOL)
 
 
-def loads_conf(data: bytes | None) -> Any:
-    """The conf a stored pickle holds; raises UnreadableConf for anything but plain data."""
+def loads_conf(data: bytes | None, budget: Budget = VALUE_BUDGET) -> Any:
+    """The conf a stored pickle holds; raises UnreadableConf for anything but plain data
+    within ``budget``."""
     if data is None:
         return None
     try:
+        check_size(data, budget)
         value = _NoGlobalsUnpickler(io.BytesIO(bytes(data))).load()
+        check_value(value, budget, plain_only=True)
+    except OverBudget as exc:
+        raise UnreadableConf(str(exc)) from None
     except Exception as exc:  # any malformed pickle, by construction never executed
         raise UnreadableConf(str(exc)) from None
-    _check_plain(value, 0)
     return value
-
-
-def _check_plain(value: Any, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise UnreadableConf("conf is nested too deeply")
-    if isinstance(value, _SCALARS):
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_plain(key, depth + 1)
-            _check_plain(item, depth + 1)
-        return
-    if isinstance(value, list | tuple):
-        for item in value:
-            _check_plain(item, depth + 1)
-        return
-    raise UnreadableConf(f"{type(value).__name__} is not allowed in conf")

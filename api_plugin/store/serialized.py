@@ -9,11 +9,11 @@ the leading underscores (``dag_id``, ``task_type``), describes the schedule as a
 
 from __future__ import annotations
 
-import json
-import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from api_plugin.store.decode_budget import DOCUMENT_BUDGET, check_value, decompress, loads_json
 
 #: Operator fields Airflow serializes as bare seconds or epoch numbers.
 TIMEDELTA_FIELDS = frozenset({"retry_delay", "execution_timeout", "max_retry_delay", "sla"})
@@ -176,11 +176,14 @@ class DagSpec:
 
 
 def load_document(data: Any, data_compressed: bytes | None) -> dict[str, Any]:
-    """The serialized document from either column (JSON text, parsed JSON or zlib)."""
+    """The serialized document from either column (JSON text, parsed JSON or zlib),
+    within ``DOCUMENT_BUDGET`` (``OverBudget`` beyond it)."""
     if data_compressed:
-        data = zlib.decompress(bytes(data_compressed))
+        data = decompress(bytes(data_compressed), DOCUMENT_BUDGET)
     if isinstance(data, bytes | bytearray | str):
-        data = json.loads(data)
+        data = loads_json(data, DOCUMENT_BUDGET)
+    else:
+        check_value(data, DOCUMENT_BUDGET)
     if not isinstance(data, dict):
         raise ValueError("serialized_dag holds no DAG document")
     return data
