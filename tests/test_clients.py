@@ -33,6 +33,7 @@ from tests.test_serve import free_port, wait_until_up
 MOMENT = re.compile(
     r"queued_at: [^.>]*(\.\d+)?\+00:00|\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d\.\d+\+00:00"
     r"|\b[0-9a-f]{12}7[0-9a-f]{19}\b"
+    r"|\b[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}\b"
 )
 
 

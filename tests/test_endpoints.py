@@ -352,7 +352,7 @@ def test_task_instance(api: ApiHarness) -> None:
             " state:queued, queued_at: ")
     if api.flavor == AIRFLOW3:
         assert ti["dag_run"].endswith(". run_type: manual>")
-        assert uuid.UUID(ti["id"]).version == 7 and len(ti["dag_version_id"]) == 32
+        assert uuid.UUID(ti["id"]).version == 7 and uuid.UUID(ti["dag_version_id"]).version == 7
         assert ti["executor_config"] == "{}" and ti["custom_operator_name"] == "BashOperator"
 
 

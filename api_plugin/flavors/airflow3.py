@@ -124,7 +124,8 @@ class Airflow3(Airflow2):
 
     def audit_row(self, request: TriggerInput) -> dict[str, Any]:
         """The ``log`` row Airflow 3's API writes for ``trigger_dag_run``: the user, and
-        what the client sent (the date and run id only when it gave them)."""
+        what the client sent (in ``extra``; its ``logical_date`` column stays empty, as
+        Airflow leaves it, and the run id is there only when the client chose one)."""
         sent: dict[str, Any] = {
             "logical_date": None if request.defaulted else request.when.isoformat(),
             "conf": request.conf,
@@ -136,7 +137,7 @@ class Airflow3(Airflow2):
             "dttm": request.now,
             "dag_id": request.dag_id,
             "event": "trigger_dag_run",
-            "logical_date": None if request.defaulted else request.when,
+            "logical_date": None,
             "run_id": request.run_id if request.run_id_given else None,
             "owner": request.user,
             "owner_display_name": request.user,

@@ -28,7 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.types import TypeEngine
 
 from api_plugin.store.tables import Tables, table_with
@@ -36,6 +36,9 @@ from api_plugin.store.types import UtcDateTime
 
 #: Airflow declares its JSON columns as JSONB on PostgreSQL.
 Json: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+#: UUIDv7 ids: 32 hex digits in text, PostgreSQL's own ``uuid`` type there (read back
+#: in its dashed form, as Airflow reads them).
+UuidId: TypeEngine[Any] = String(32).with_variant(UUID(as_uuid=False), "postgresql")
 
 
 def build_airflow3_tables(present: Mapping[str, Collection[str]] | None = None) -> Tables:
@@ -94,7 +97,7 @@ def build_airflow3_tables(present: Mapping[str, Collection[str]] | None = None) 
     )
     dag_version = table_with(
         md, "dag_version", keep,
-        Column("id", String(32), primary_key=True),
+        Column("id", UuidId, primary_key=True),
         Column("version_number", Integer, nullable=False),
         Column("dag_id", String(250), nullable=False),
         Column("bundle_name", String(250)),
@@ -131,7 +134,7 @@ def build_airflow3_tables(present: Mapping[str, Collection[str]] | None = None) 
         Column("clear_number", Integer, nullable=False, default=0),
         Column("bundle_version", String(250)),
         Column("span_status", String(250), nullable=False, default="not_started"),
-        Column("created_dag_version_id", String(32)),
+        Column("created_dag_version_id", UuidId),
         UniqueConstraint("dag_id", "run_id", name="dag_run_dag_id_run_id_key"),
         UniqueConstraint("dag_id", "logical_date", name="dag_run_dag_id_logical_date_key"),
         ForeignKeyConstraint(["log_template_id"], ["log_template.id"],
@@ -144,7 +147,7 @@ def build_airflow3_tables(present: Mapping[str, Collection[str]] | None = None) 
     )
     task_instance = table_with(
         md, "task_instance", keep,
-        Column("id", String(32), primary_key=True),
+        Column("id", UuidId, primary_key=True),
         Column("task_id", String(250), nullable=False),
         Column("dag_id", String(250), nullable=False),
         Column("run_id", String(250), nullable=False),
@@ -179,7 +182,7 @@ def build_airflow3_tables(present: Mapping[str, Collection[str]] | None = None) 
         Column("next_method", String(1000)),
         Column("next_kwargs", Json),
         Column("task_display_name", String(2000)),
-        Column("dag_version_id", String(32)),
+        Column("dag_version_id", UuidId),
         Column("retry_delay_override", Float),
         Column("retry_reason", String(500)),
         UniqueConstraint("dag_id", "task_id", "run_id", "map_index",
@@ -204,27 +207,27 @@ def build_airflow3_tables(present: Mapping[str, Collection[str]] | None = None) 
     )
     serialized_dag = table_with(
         md, "serialized_dag", keep,
-        Column("id", String(32), primary_key=True),
+        Column("id", UuidId, primary_key=True),
         Column("dag_id", String(250), nullable=False),
         Column("data", Json),
         Column("data_compressed", LargeBinary),
         Column("created_at", UtcDateTime, nullable=False),
         Column("last_updated", UtcDateTime, nullable=False),
         Column("dag_hash", String(32), nullable=False),
-        Column("dag_version_id", String(32), nullable=False, unique=True),
+        Column("dag_version_id", UuidId, nullable=False, unique=True),
         ForeignKeyConstraint(["dag_version_id"], ["dag_version.id"],
                              name="serialized_dag_dag_version_id_fkey", ondelete="CASCADE"),
     )
     dag_code = table_with(
         md, "dag_code", keep,
-        Column("id", String(32), primary_key=True),
+        Column("id", UuidId, primary_key=True),
         Column("dag_id", String(250), nullable=False),
         Column("fileloc", String(2000), nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
         Column("last_updated", UtcDateTime, nullable=False),
         Column("source_code", Text, nullable=False),
         Column("source_code_hash", String(32), nullable=False),
-        Column("dag_version_id", String(32), nullable=False, unique=True),
+        Column("dag_version_id", UuidId, nullable=False, unique=True),
         ForeignKeyConstraint(["dag_version_id"], ["dag_version.id"],
                              name="dag_code_dag_version_id_fkey", ondelete="CASCADE"),
     )
