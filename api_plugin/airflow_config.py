@@ -109,7 +109,7 @@ class AirflowFile:
         for env_name, value in self.environ.items():
             if env_name.startswith("AIRFLOW__") and env_name.count("__") >= 2:
                 section, _, key = env_name[len("AIRFLOW__"):].partition("__")
-                if key and not key.endswith(("_CMD", "_SECRET")):
+                if key:  # ``*_CMD`` names are kept as such: never run here
                     self._sections.setdefault(section.lower(), {})[key.lower()] = value
         home = Path(self.environ.get("AIRFLOW_HOME") or self.path.parent).expanduser()
         self._defaults = {
@@ -139,10 +139,9 @@ class AirflowConf:
         prefix = f"AIRFLOW__{name.upper()}__"
         for env_name in self.environ:
             if env_name.startswith(prefix):
-                key = env_name[len(prefix):]
-                for suffix in ("_CMD", "_SECRET"):
-                    key = key.removesuffix(suffix)
-                keys.add(key.lower())
+                key = env_name[len(prefix):].lower()
+                # ``jwt_secret`` or ``<key>_secret`` (a secrets-backend lookup): try both.
+                keys.update({key, key.removesuffix("_cmd").removesuffix("_secret")})
         values = {}
         for key in sorted(keys):
             value = self.conf.get(name, key, fallback=None)
