@@ -12,9 +12,14 @@
 set -euo pipefail
 version=$1
 venv=$2
-# 2.x also gets psycopg2 so it can migrate and serve a PostgreSQL database.
+# 2.x also gets psycopg2 so it can migrate and serve a PostgreSQL database; 3.x gets
+# psycopg (3), the driver SQLAlchemy 2.1 picks for a postgresql:// URL, and asyncpg for
+# the async engine Airflow 3 makes beside it.
 check="import airflow, sys; sys.exit(airflow.__version__ != '$version')"
-case "$version" in 2.* | 3.*) check="import psycopg2; $check" ;; esac
+case "$version" in
+  2.*) check="import psycopg2; $check" ;;
+  3.*) check="import psycopg, asyncpg; $check" ;;
+esac
 checkout=$(cd "$(dirname "$0")/../.." && pwd)
 install_plugin() {
   # Not editable: a real install of the checkout as it is now (Airflow reads the
@@ -39,7 +44,7 @@ case "$version" in
     "$venv/bin/pip" install -q --upgrade pip
     # api_plugin's own dependencies resolve beside Airflow's (werkzeug, PasteDeploy,
     # bcrypt, gunicorn are added; SQLAlchemy 2.1, PyYAML, requests are Airflow's).
-    "$venv/bin/pip" install -q "apache-airflow==$version" psycopg2-binary "$checkout"
+    "$venv/bin/pip" install -q "apache-airflow==$version" "psycopg[binary]" asyncpg "$checkout"
     install_plugin
     ;;
   1.10.*)
