@@ -222,7 +222,7 @@ def start_api_server(home: AirflowHome, database: str, port: int,
         proc = subprocess.Popen(
             [str(home.venv / "bin" / "airflow"), "api-server", "--host", "127.0.0.1",
              "--port", str(port), "--workers", "1"],
-            env={**home.env(database), **(extra_env or {})},
+            env={**home.env(database), **(extra_env or {})}, cwd=home.path,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for(f"http://127.0.0.1:{port}/api/v2/monitor/health", proc, 180)
     return proc
