@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,9 @@ from api_plugin.config import Config
 from api_plugin.errors import ApiError
 
 Operation = Callable[[ApiClient, argparse.Namespace], Any]
+
+#: Where the CLI finds a bearer token when ``--token`` is not given (keeps it out of ``ps``).
+TOKEN_VARIABLE = "API_PLUGIN_TOKEN"
 
 
 def render_table(value: Any) -> str:
@@ -52,6 +56,9 @@ def _run(operation: Operation) -> Callable[[argparse.Namespace, Config], int]:
     def command(args: argparse.Namespace, config: Config) -> int:
         if args.endpoint_url:
             config = config.with_overrides(cli__endpoint_url=args.endpoint_url)
+        token = args.token or os.environ.get(TOKEN_VARIABLE)
+        if token:
+            config = config.with_overrides(cli__api_token=token)
         client = get_client(config, args.api_client)
         try:
             result = operation(client, args)
@@ -112,6 +119,8 @@ def add_client_commands(sub: Any) -> None:
                         "(default [cli] api_client)")
     common.add_argument("--endpoint-url", help="server for json_client "
                         "(default [cli] endpoint_url)")
+    common.add_argument("--token", help="bearer token for json_client, e.g. from Airflow 3's "
+                        f"/auth/token (default ${TOKEN_VARIABLE}, then [cli] api_token)")
     for name, help_text, arguments, operation in COMMANDS:
         parser = sub.add_parser(name, help=help_text, parents=[common])
         for flags, options in arguments:

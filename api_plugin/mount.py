@@ -21,7 +21,6 @@ from api_plugin.auth.loader import wrap_with_auth
 from api_plugin.config import Config
 from api_plugin.services import ApiService
 from api_plugin.store import Store
-from api_plugin.store.users import user_lookup
 
 
 def json_not_found(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -43,7 +42,7 @@ def build_api(config: Config, store: Store | None = None) -> WSGIApp:
     """The API app behind its auth stack, paths relative to the prefix (not mounted)."""
     store = store or Store.open(config.sql_alchemy_conn, create=_embedded(config))
     app = ApiApp(ApiService(store), prefix=config.prefix, max_body_bytes=config.max_body_bytes)
-    return wrap_with_auth(app, config, user_lookup(store))
+    return wrap_with_auth(app, config, store=store)
 
 
 def build_application(config: Config | None = None, **overrides: Any) -> WSGIApp:

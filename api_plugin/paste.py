@@ -24,7 +24,6 @@ from api_plugin.config import Config
 from api_plugin.mount import json_not_found, mount_into
 from api_plugin.services import ApiService
 from api_plugin.store import Store
-from api_plugin.store.users import user_lookup
 
 _stores: dict[str, Store] = {}
 
@@ -53,8 +52,7 @@ def _filter(backend: str) -> Any:
     def factory(app: WSGIApp, global_conf: dict[str, Any], **local_conf: Any) -> WSGIApp:
         config = _config(global_conf, local_conf)
         chosen = config.with_overrides(api__auth_backends=backend) if backend else config
-        lookup = user_lookup(_store(config)) if "password" in chosen.auth_backends else None
-        return AuthMiddleware(app, build_backends(chosen, lookup))
+        return AuthMiddleware(app, build_backends(chosen, store=_store(config)))
 
     factory.__doc__ = f"``egg:api_plugin#{backend or 'auth'}``: an auth filter."
     return factory
@@ -65,6 +63,7 @@ default_filter_factory = _filter("default")
 deny_all_filter_factory = _filter("deny_all")
 password_filter_factory = _filter("password")
 kerberos_filter_factory = _filter("kerberos")
+airflow_jwt_filter_factory = _filter("airflow_jwt")
 
 
 def mount_composite_factory(loader: Any, global_conf: dict[str, Any],

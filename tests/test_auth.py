@@ -4,10 +4,13 @@ tables with real hashes, the password cache, and the open-API guard."""
 from __future__ import annotations
 
 import base64
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import bcrypt
+import jwt
 import pytest
 from werkzeug.security import generate_password_hash
 from werkzeug.test import Client
@@ -43,9 +46,21 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
+JWT_SECRET = "j" * 64
+
+
+def bearer_token(user: str = "alice", key: str = JWT_SECRET) -> dict[str, str]:
+    """A token as Airflow 3's api-server issues it (see test_auth_airflow3.py)."""
+    now = int(time.time())
+    token = jwt.encode({"sub": user, "role": "admin", "jti": uuid.uuid4().hex,
+                        "aud": "apache-airflow", "nbf": now, "exp": now + 600, "iat": now},
+                       key, algorithm="HS512", headers={"kid": "not-used"})
+    return {"Authorization": f"Bearer {token}"}
+
+
 def app_with(api: ApiHarness, backends: str) -> Client:
     config = Config.load(environ={}, database__sql_alchemy_conn=api.url,
-                         api__auth_backends=backends)
+                         api__auth_backends=backends, api_auth__jwt_secret=JWT_SECRET)
     return Client(mount_into(json_not_found, build_api(config, api.store), PREFIX))
 
 
@@ -64,7 +79,8 @@ def users(api: ApiHarness) -> dict[str, str]:
 
 @pytest.mark.parametrize("method,path", route_paths())
 @pytest.mark.parametrize("backends", ["deny_all", "password", "airflow.api.auth.backend.basic_auth",
-                                      "password,deny_all"])
+                                      "password,deny_all", "airflow_jwt",
+                                      "airflow_jwt,password"])
 def test_no_route_answers_without_consent(api: ApiHarness, users: dict[str, str], method: str,
                                           path: str, backends: str) -> None:
     client = app_with(api, backends)
@@ -72,13 +88,18 @@ def test_no_route_answers_without_consent(api: ApiHarness, users: dict[str, str]
     assert denied.status_code in (401, 403)
     assert denied.headers["Content-Type"] == "application/json"
     assert "error" in denied.get_json() or method == "HEAD"
-    wrong = client.open(PREFIX + path, method=method, json={}, headers=basic("alice", "nope"))
-    assert wrong.status_code in (401, 403)
-    good = client.open(PREFIX + path, method=method, json={}, headers=basic("alice", "s3cret"))
-    if backends.startswith("deny_all"):
-        assert good.status_code == 403
-    else:
-        assert good.status_code not in (401, 403), good.get_data(as_text=True)
+    for wrong_credentials in (basic("alice", "nope"), bearer_token(key="k" * 64)):
+        wrong = client.open(PREFIX + path, method=method, json={}, headers=wrong_credentials)
+        assert wrong.status_code in (401, 403)
+    goods = [basic("alice", "s3cret")] if "password" in backends or "basic" in backends else []
+    if "airflow_jwt" in backends:
+        goods.append(bearer_token())
+    for credentials in goods or [basic("alice", "s3cret")]:
+        good = client.open(PREFIX + path, method=method, json={}, headers=credentials)
+        if backends.startswith("deny_all"):
+            assert good.status_code == 403
+        else:
+            assert good.status_code not in (401, 403), good.get_data(as_text=True)
 
 
 def test_password_challenges_and_errors(api: ApiHarness, users: dict[str, str]) -> None:

@@ -8,10 +8,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from api_plugin.cli import example_dags_dir
@@ -187,3 +189,90 @@ def test_cli_session(server: tuple[str, str], tmp_path: Path, flavor: str) -> No
 def test_not_found_is_the_same_exception_type() -> None:
     assert isinstance(ApiError("x", 404), ApiError)
     assert NotFound("a") == ApiError("a", 404)
+
+
+JWT_SECRET = "c" * 64
+
+
+def airflow_token(jti: str, key: str = JWT_SECRET) -> str:
+    """A token as Airflow 3's ``/auth/token`` issues it."""
+    now = int(time.time())
+    return jwt.encode({"sub": "admin", "role": "admin", "jti": jti, "aud": "apache-airflow",
+                       "nbf": now, "exp": now + 600, "iat": now}, key, algorithm="HS512",
+                      headers={"kid": "not-used"})
+
+
+@pytest.fixture
+def jwt_server(tmp_path: Path, make_database: Callable[[str, str], str]
+               ) -> Iterator[tuple[str, Store]]:
+    """``api-plugin serve`` with ``airflow_jwt`` alone, over a database that has Airflow 3's
+    ``revoked_token`` table: (endpoint_url, store)."""
+    url = seeded_database(make_database, "airflow2")
+    store = Store.open(url)
+    with store.engine.begin() as conn:  # the table as Airflow 3.3.2 creates it
+        conn.exec_driver_sql("CREATE TABLE revoked_token (jti VARCHAR(32) NOT NULL, "
+                             "exp TIMESTAMP NOT NULL, CONSTRAINT revoked_token_pkey "
+                             "PRIMARY KEY (jti))")
+    port = free_port()
+    env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
+           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url,
+           "API_PLUGIN__API__AUTH_BACKENDS": "airflow_jwt",
+           "AIRFLOW__API_AUTH__JWT_SECRET": JWT_SECRET}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(endpoint + "/api/experimental/test", proc)  # a 401 answer is fine
+        yield endpoint, store
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        store.dispose()
+
+
+def test_json_client_with_a_bearer_token(jwt_server: tuple[str, Store]) -> None:
+    endpoint, store = jwt_server
+    anonymous = JsonClient(endpoint)
+    with pytest.raises(ApiError) as refused:
+        anonymous.test()
+    assert refused.value.status == 401
+    client = JsonClient(endpoint, token=airflow_token("a" * 32))
+    try:
+        assert client.test() == {"status": "OK"}
+        made = client.trigger_dag("example_etl", execution_date="2025-07-01T00:00:00")
+        assert made["run_id"] == "manual__2025-07-01T00:00:00+00:00"
+        assert [p["pool"] for p in client.get_pools()] == ["default_pool"]
+        with store.engine.begin() as conn:  # the token is logged out in Airflow
+            conn.exec_driver_sql("INSERT INTO revoked_token VALUES (?, ?)",
+                                 ("a" * 32, "2099-01-01 00:00:00.000000"))
+        with pytest.raises(ApiError) as revoked:  # at once, whichever worker answers
+            client.test()
+        assert (revoked.value.status, revoked.value.message) == (401, "Token has been revoked")
+    finally:
+        client.close()
+        anonymous.close()
+    with pytest.raises(ValueError, match="line breaks"):
+        JsonClient(endpoint, token="abc\r\nX-Injected: 1")
+    with pytest.raises(ValueError, match="either auth or token"):
+        JsonClient(endpoint, token="abc", auth=("u", "p"))
+
+
+def test_cli_token_from_option_environment_and_config(jwt_server: tuple[str, Store],
+                                                     tmp_path: Path) -> None:
+    endpoint, _ = jwt_server
+    env = {k: v for k, v in os.environ.items() if "TOKEN" not in k}
+    env.update({"API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
+                "API_PLUGIN__CLI__ENDPOINT_URL": endpoint})
+    good, bad = airflow_token("b" * 32), airflow_token("c" * 32, key="x" * 64)
+    assert run_cli("test", "--token", good, env=env).returncode == 0
+    assert run_cli("test", env={**env, "API_PLUGIN_TOKEN": good}).returncode == 0
+    assert run_cli("test", env={**env, "API_PLUGIN__CLI__API_TOKEN": good}).returncode == 0
+    from_basic_config = {**env, "API_PLUGIN__CLI__USERNAME": "admin",
+                         "API_PLUGIN__CLI__PASSWORD": "pw", "API_PLUGIN_TOKEN": good}
+    assert run_cli("test", env=from_basic_config).returncode == 0  # the token wins
+    refused = run_cli("test", "--token", bad, env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "error: Invalid token (HTTP 401)"
+    anonymous = run_cli("test", env=env)
+    assert anonymous.returncode == 1 and "(HTTP 401)" in anonymous.stderr

@@ -23,7 +23,8 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
-_REASONS = {401: "401 UNAUTHORIZED", 403: "403 FORBIDDEN", 429: "429 TOO MANY REQUESTS"}
+_REASONS = {401: "401 UNAUTHORIZED", 403: "403 FORBIDDEN", 429: "429 TOO MANY REQUESTS",
+            503: "503 SERVICE UNAVAILABLE"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class AuthMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         refusal: Denied | None = None  # the first refusal that is not a 401
+        message = "Unauthorized"  # or why the first credentials given were refused
         extra: list[tuple[str, str]] = []
         for backend in self.backends:
             try:
@@ -109,10 +111,12 @@ class AuthMiddleware:
             if isinstance(outcome, Denied):
                 if outcome.status != 401 and refusal is None:
                     refusal = outcome
+                elif outcome.status == 401 and message == "Unauthorized":
+                    message = outcome.message
                 extra.extend(outcome.response_headers)
         if refusal is not None:
             return json_error(start_response, refusal.status, refusal.message)
-        return json_error(start_response, 401, "Unauthorized", (*self._challenges, *extra))
+        return json_error(start_response, 401, message, (*self._challenges, *extra))
 
     def _let_through(
         self, outcome: Authenticated, environ: Environ, start_response: StartResponse

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from api_plugin.auth.base import AuthBackend, AuthMiddleware, WSGIApp
 from api_plugin.auth.simple import DefaultBackend, DenyAllBackend
 from api_plugin.config import Config
+
+if TYPE_CHECKING:
+    from api_plugin.store import Store
 
 ALIASES = {
     "default": "default",
@@ -19,6 +23,7 @@ ALIASES = {
     "airflow.api.auth.backend.basic_auth": "password",
     "kerberos": "kerberos",
     "airflow.api.auth.backend.kerberos_auth": "kerberos",
+    "airflow_jwt": "airflow_jwt",
 }
 
 UserLookup = Callable[[str], str | None]
@@ -33,13 +38,21 @@ def canonical_name(name: str) -> str:
         return ALIASES[name.strip()]
     except KeyError:
         raise UnknownBackend(
-            f"unknown auth backend {name!r}; use one of: default, deny_all, password, kerberos "
+            f"unknown auth backend {name!r}; use one of: default, deny_all, password, kerberos, "
+            "airflow_jwt"
             "(or Airflow's dotted names)"
         ) from None
 
 
-def build_backends(config: Config, user_lookup: UserLookup | None = None) -> list[AuthBackend]:
-    """The configured backends in order."""
+def build_backends(config: Config, user_lookup: UserLookup | None = None, *,
+                   store: Store | None = None) -> list[AuthBackend]:
+    """The configured backends in order.
+
+    ``store`` is the metadata database: the ``password`` backend's users come from it (or,
+    on Airflow 3 without FAB's ``ab_user``, from the simple auth manager's settings; see
+    ``users.user_source``) unless ``user_lookup`` is given, and ``airflow_jwt`` reads its
+    ``revoked_token`` table when there is one.
+    """
     backends: list[AuthBackend] = []
     for name in (canonical_name(n) for n in config.auth_backends):
         if name == "default":
@@ -49,6 +62,10 @@ def build_backends(config: Config, user_lookup: UserLookup | None = None) -> lis
         elif name == "password":
             from api_plugin.auth.password import PasswordBackend
 
+            if user_lookup is None and store is not None:
+                from api_plugin.auth.users import user_source
+
+                user_lookup = user_source(store, config)
             if user_lookup is None:
                 raise ValueError("the password backend needs a user store")
             backends.append(PasswordBackend(
@@ -57,6 +74,15 @@ def build_backends(config: Config, user_lookup: UserLookup | None = None) -> lis
                 cache_seconds=config.getfloat("api", "password_cache_seconds", 60.0),
                 failures_per_minute=config.getint("api", "auth_failures_per_minute", 20),
             ))
+        elif name == "airflow_jwt":
+            from api_plugin.auth.airflow_jwt import AirflowJwtBackend
+
+            is_revoked = None
+            if store is not None:
+                from api_plugin.store.tokens import revoked_token_check
+
+                is_revoked = revoked_token_check(store)
+            backends.append(AirflowJwtBackend.from_config(config, is_revoked))
         else:
             from api_plugin.auth.kerberos import KerberosBackend
 
@@ -68,7 +94,7 @@ def build_backends(config: Config, user_lookup: UserLookup | None = None) -> lis
     return backends
 
 
-def wrap_with_auth(app: WSGIApp, config: Config,
-                   user_lookup: UserLookup | None = None) -> AuthMiddleware:
+def wrap_with_auth(app: WSGIApp, config: Config, user_lookup: UserLookup | None = None, *,
+                   store: Store | None = None) -> AuthMiddleware:
     """``app`` behind the configured backend stack."""
-    return AuthMiddleware(app, build_backends(config, user_lookup))
+    return AuthMiddleware(app, build_backends(config, user_lookup, store=store))

@@ -3,10 +3,15 @@
 Every check costs the same: an unknown user is verified against a dummy hash of the
 same kind, so timing does not tell which usernames exist. A success is remembered for
 ``cache_seconds`` under a keyed digest of the credentials (never the password itself),
-so a busy client is not charged one bcrypt per request; a changed password stops
-working at most ``cache_seconds`` later. Failures are never cached, and each client
+so a busy client is not charged one bcrypt per request. A remembered login is still
+checked on every request against the user's current stored hash (one indexed read):
+a deactivated user or a changed password stops working on the next request, while a
+good login costs no second hash. Failures are never cached, and each client
 address has a budget of failures per minute (``throttle.py``) past which it is answered
 429 without hashing, so guessing passwords cannot tie up the workers.
+
+The users come from ``lookup``: the database's user table, or Airflow 3's simple auth
+manager (``users.py``), which also brings its own ``verify`` and dummy credential.
 """
 
 from __future__ import annotations
@@ -80,17 +85,21 @@ class PasswordBackend:
 
     def __init__(self, lookup: UserLookup, *, realm: str = "api_plugin",
                  cache_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 verify: Callable[[str, str], bool] = verify_password,
+                 verify: Callable[[str, str], bool] | None = None,
                  failures_per_minute: int = 20,
                  sample_hash: Callable[[], str | None] | None = None) -> None:
         self.lookup = lookup
         self.realm = realm
         self.cache_seconds = cache_seconds
         self.clock = clock
-        self.verify = verify
+        self.verify: Callable[[str, str], bool] = (
+            verify or getattr(lookup, "verify", None) or verify_password)
         self.throttle = FailureThrottle(failures_per_minute, 60.0, clock)
         self._key = os.urandom(32)
-        self._cache: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
+        # digest of the credentials -> (expiry, digest of the stored hash they matched)
+        self._cache: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
+        self._dummy_credential: Callable[[], str] | None = getattr(
+            lookup, "dummy_credential", None)
         self._lock = threading.Lock()
         # The kind of hash real users have, so that an unknown user costs the same from
         # the very first request: learnt from one stored hash, then from every lookup.
@@ -109,26 +118,46 @@ class PasswordBackend:
         if credentials is None:
             return Denied(401, "Malformed Basic credentials")
         username, password = credentials
-        digest = hmac.new(self._key, f"{username}\0{password}".encode(),
-                          hashlib.sha256).digest()
-        if self._cached(digest):
-            return Authenticated(username)
+        digest = self._digest(f"{username}\0{password}")
+        remembered = self._cached(digest)
+        stored: str | None = None
+        if remembered is not None:
+            # One indexed read: the hash and active flag as they are now.
+            stored = self.lookup(username)
+            if stored is not None and hmac.compare_digest(remembered, self._digest(stored)):
+                return Authenticated(username)
+            self._forget(digest)
+            if stored is None:
+                return Denied(401, "Invalid username or password")
         address = str(environ.get("REMOTE_ADDR") or "")
         wait = self.throttle.retry_after(address)
         if wait:
             return Denied(429, f"Too many failed logins; retry in {int(wait) + 1} s")
-        stored = self.lookup(username)
         if stored is None:
-            # An unknown user costs one check against a hash of the kind real users have.
-            self.verify(self._dummy_for(self._users_hash_kind()), password)
+            stored = self.lookup(username)
+        if stored is None:
+            # An unknown user costs one check against a credential of the kind real users
+            # have.
+            self.verify(self._unknown_user_credential(), password)
             self.throttle.record(address)
             return Denied(401, "Invalid username or password")
-        self._dummy_kind = hash_kind(stored)
+        if self._dummy_credential is None:
+            self._dummy_kind = hash_kind(stored)
         if not self.verify(stored, password):
             self.throttle.record(address)
             return Denied(401, "Invalid username or password")
-        self._remember(digest, username)
+        self._remember(digest, self._digest(stored))
         return Authenticated(username)
+
+    def _digest(self, text: str) -> bytes:
+        """A keyed digest: what the cache keeps instead of passwords and hashes."""
+        return hmac.new(self._key, text.encode("utf-8", "surrogatepass"),
+                        hashlib.sha256).digest()
+
+    def _unknown_user_credential(self) -> str:
+        if self._dummy_credential is not None:
+            return self._dummy_credential()
+        return self._dummy_for(self._users_hash_kind())
 
     def _users_hash_kind(self) -> str:
         if self._dummy_kind is None:
@@ -142,24 +171,29 @@ class PasswordBackend:
             dummy = self._dummies[kind] = dummy_hash(kind)
         return dummy
 
-    def _cached(self, digest: bytes) -> bool:
+    def _cached(self, digest: bytes) -> bytes | None:
+        """The digest of the stored hash these credentials matched, while remembered."""
         if self.cache_seconds <= 0:
-            return False
+            return None
         with self._lock:
             entry = self._cache.get(digest)
             if entry is None:
-                return False
+                return None
             if entry[0] < self.clock():
                 del self._cache[digest]
-                return False
+                return None
             self._cache.move_to_end(digest)
-            return True
+            return entry[1]
 
-    def _remember(self, digest: bytes, username: str) -> None:
+    def _forget(self, digest: bytes) -> None:
+        with self._lock:
+            self._cache.pop(digest, None)
+
+    def _remember(self, digest: bytes, stored_digest: bytes) -> None:
         if self.cache_seconds <= 0:
             return
         with self._lock:
-            self._cache[digest] = (self.clock() + self.cache_seconds, username)
+            self._cache[digest] = (self.clock() + self.cache_seconds, stored_digest)
             self._cache.move_to_end(digest)
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+import requests.auth
 
 from api_plugin.client.base import ApiClient, ClientConnectionError
 from api_plugin.config import Config
@@ -28,23 +29,43 @@ def _date(value: datetime | str) -> str:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+class BearerAuth(requests.auth.AuthBase):
+    """``Authorization: Bearer <token>``, e.g. a token from Airflow 3's ``/auth/token``."""
+
+    def __init__(self, token: str) -> None:
+        token = token.strip()
+        if not token or any(c in token for c in "\r\n\0 "):
+            raise ValueError("the API token is empty or holds spaces or line breaks")
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
 class JsonClient(ApiClient):
-    """HTTP transport; ``auth`` is anything requests accepts (Basic tuple, Kerberos)."""
+    """HTTP transport; ``auth`` is anything requests accepts (Basic tuple, Kerberos), or
+    ``token`` a bearer token (Airflow 3's api-server tokens, for ``airflow_jwt``)."""
 
     def __init__(self, endpoint_url: str, *, prefix: str = "/api/experimental",
-                 auth: Any = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+                 auth: Any = None, timeout: float = DEFAULT_TIMEOUT,
+                 token: str | None = None) -> None:
+        if token is not None and auth is not None:
+            raise ValueError("give either auth or token, not both")
         self.base = endpoint_url.rstrip("/") + "/" + prefix.strip("/")
         self.session = requests.Session()
-        self.session.auth = auth
+        self.session.auth = BearerAuth(token) if token is not None else auth
         self.timeout = timeout
 
     @classmethod
     def from_config(cls, config: Config) -> JsonClient:
-        """Endpoint, prefix and credentials from ``[cli]`` (``auth = basic|kerberos``)."""
+        """Endpoint, prefix and credentials from ``[cli]``: ``api_token`` (a bearer token;
+        wins over the rest), or ``auth = basic|kerberos``."""
         auth: Any = None
         kind = (config.get("cli", "auth") or "").strip().lower()
         username = config.get("cli", "username")
-        if kind == "kerberos":
+        token = config.get("cli", "api_token") or None
+        if token is None and kind == "kerberos":
             from requests_kerberos import REQUIRED, HTTPKerberosAuth
 
             auth = HTTPKerberosAuth(
@@ -52,13 +73,14 @@ class JsonClient(ApiClient):
                 service=config.get("cli", "kerberos_service") or "airflow",
                 hostname_override=config.get("cli", "kerberos_hostname"),
             )
-        elif username is not None or kind == "basic":
+        elif token is None and (username is not None or kind == "basic"):
             auth = (username or "", config.get("cli", "password") or "")
         return cls(
             config.get("cli", "endpoint_url") or "http://127.0.0.1:8080",
             prefix=config.prefix,
             auth=auth,
             timeout=config.getfloat("cli", "timeout", DEFAULT_TIMEOUT),
+            token=token,
         )
 
     def _request(self, method: str, path: str, json: Any = None,

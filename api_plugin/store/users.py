@@ -3,34 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, bindparam, func, insert, select
 
 from api_plugin.dates import utcnow
 from api_plugin.store import AIRFLOW1, Store
+from api_plugin.store.tables import Tables
 
 
 class UserTable:
     """``table(username) -> stored hash`` of an active user, or None.
 
     airflow2 (FAB's ``ab_user``) matches usernames case-insensitively, as its NOCASE
-    collation does; airflow1's ``users`` table matches exactly.
+    collation does; airflow1's ``users`` table matches exactly. The lookup is asked on
+    every Basic request (a cached good login is checked against the current hash and
+    active flag), so it is a prepared query on the unique username index: the exact name
+    first, and only when that finds nothing a case-insensitive match (which may scan).
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
     def __call__(self, username: str) -> str | None:
-        users = self.store.tables.users
         if self.store.flavor == AIRFLOW1:
-            query = select(users.c.password).where(users.c.username == username)
+            row = self.store.prepared("user_exact", _exact_user).first(username=username)
         else:
-            query = select(users.c.password).where(
-                func.lower(users.c.username) == username.lower(),
-                users.c.active.is_not(False),
-            )
-        with self.store.read() as conn:
-            row = conn.execute(query.limit(1)).first()
+            row = self.store.prepared("user_exact_active", _exact_active_user).first(
+                username=username)
+            if row is None:
+                row = self.store.prepared("user_nocase_active", _nocase_active_user).first(
+                    username=username.lower())
         return None if row is None or not row.password else str(row.password)
 
     def sample_hash(self) -> str | None:
@@ -42,8 +45,28 @@ class UserTable:
             ).scalar()
 
 
+def _exact_user(tables: Tables) -> Select[Any]:
+    users = tables.users
+    return select(users.c.password).where(users.c.username == bindparam("username")).limit(1)
+
+
+def _exact_active_user(tables: Tables) -> Select[Any]:
+    users = tables.users
+    return select(users.c.password).where(
+        users.c.username == bindparam("username"), users.c.active.is_not(False)).limit(1)
+
+
+def _nocase_active_user(tables: Tables) -> Select[Any]:
+    users = tables.users
+    return select(users.c.password).where(
+        func.lower(users.c.username) == bindparam("username"),
+        users.c.active.is_not(False)).limit(1)
+
+
 def user_lookup(store: Store) -> Callable[[str], str | None]:
-    """The user table of ``store`` as a password lookup (see ``UserTable``)."""
+    """The user table of ``store`` as a password lookup (see ``UserTable``); the
+    ``password`` backend chooses between it and Airflow 3's simple auth manager with
+    ``api_plugin.auth.users.user_source``."""
     return UserTable(store)
 
 

@@ -1,0 +1,50 @@
+"""Airflow 3's ``revoked_token`` table: the one read ``airflow_jwt`` makes per request.
+
+``/api/v2/auth/logout`` stores a token's ``jti`` there (its primary key) until the token
+would have expired anyway. Databases made by Airflow 1.10 and 2.x have no such table, and
+there no token can be revoked: the check is then left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Column, MetaData, String, Table, bindparam, inspect, select
+
+from api_plugin.store import Store
+from api_plugin.store.types import UtcDateTime
+
+REVOKED_TOKEN = "revoked_token"
+
+_revoked_token = Table(
+    REVOKED_TOKEN, MetaData(),
+    Column("jti", String(32), primary_key=True),
+    Column("exp", UtcDateTime, nullable=False),
+)
+
+
+def has_table(store: Store, name: str) -> bool:
+    """Whether the database has table ``name`` (from the schema read at start-up, else
+    asked once of the database)."""
+    if name in store.schema:
+        return True
+    return bool(inspect(store.engine).has_table(name))
+
+
+def revoked_token_check(store: Store) -> Callable[[str], bool] | None:
+    """``check(jti) -> True`` when the token was revoked; None without the table.
+
+    One primary-key lookup (``SELECT jti FROM revoked_token WHERE jti = :jti``), compiled
+    once and run on a pooled connection.
+    """
+    if not has_table(store, REVOKED_TOKEN):
+        return None
+    query = store.prepared(
+        "revoked_token",
+        lambda _tables: select(_revoked_token.c.jti)
+        .where(_revoked_token.c.jti == bindparam("jti")).limit(1))
+
+    def is_revoked(jti: str) -> bool:
+        return query.first(jti=jti) is not None
+
+    return is_revoked
