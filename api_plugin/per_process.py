@@ -10,11 +10,14 @@ scheduler and the dag-processor also do) therefore never touches the database.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
 
-from api_plugin.auth.base import Environ, StartResponse, WSGIApp
+from api_plugin.auth.base import Environ, StartResponse, WSGIApp, json_error
+
+log = logging.getLogger(__name__)
 
 
 class PerProcessApp:
@@ -46,4 +49,11 @@ class PerProcessApp:
             return self._app
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        return self.app()(environ, start_response)
+        try:
+            app = self.app()
+        except Exception:  # no database yet, wrong settings: tried again next time
+            # The cause goes to the log only: it may name the database URL.
+            log.exception("api_plugin could not start")
+            return json_error(start_response, 503,
+                              "The API is not available: see the server's log")
+        return app(environ, start_response)

@@ -215,6 +215,25 @@ def test_per_process_app_builds_once_per_process() -> None:
     assert built == [100, 101]
 
 
+def test_per_process_app_answers_503_until_it_can_start(
+        caplog: pytest.LogCaptureFixture) -> None:
+    attempts: list[int] = []
+
+    def factory() -> Any:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("no database at postgresql://u:secret@db/x")
+        return lambda environ, start_response: start_response("200 OK", []) or [b"up"]
+
+    per_process = PerProcessApp(factory)
+    statuses: list[str] = []
+    body = b"".join(per_process({}, lambda status, headers: statuses.append(status)))
+    assert statuses == ["503 SERVICE UNAVAILABLE"]
+    assert body == b'{"error": "The API is not available: see the server\'s log"}'
+    assert "secret" in caplog.text  # the cause is logged, never sent
+    assert b"".join(per_process({}, lambda *a: None)) == b"up" and len(attempts) == 2
+
+
 def test_package_imports_without_airflow(tmp_path: Path) -> None:
     """Every module but the plugin imports with ``airflow`` and ``a2wsgi`` unimportable,
     and none of them loads either; the plugin module alone needs Airflow."""
