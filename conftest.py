@@ -90,7 +90,7 @@ def _drop_pg_database(url: str) -> None:
 def seed_airflow_rows(store: Store) -> None:
     """What Airflow itself would have written: default_pool and the etl_nightly DAG."""
     t = store.tables
-    document = reference_serialized_dag(store.flavor)
+    document = reference_serialized_dag(store.flavor.name)
     fileloc = "/opt/airflow/dags/etl_nightly.py"
     now = datetime(2025, 1, 1, tzinfo=UTC)
     pool = {"pool": "default_pool", "slots": 128, "description": "Default pool"}

@@ -68,7 +68,7 @@ def cmd_users_create(args: argparse.Namespace, config: Config) -> int:
     from api_plugin.store.users import create_user
 
     store = open_store(config, create=config.sql_alchemy_conn == config.embedded_url)
-    create_user(store, args.username, hash_password(args.password, store.flavor),
+    create_user(store, args.username, hash_password(args.password, store.flavor.name),
                 email=args.email, first_name=args.firstname or "", last_name=args.lastname or "")
     print(f"User {args.username} created")
     return EXIT_OK

@@ -12,23 +12,24 @@ A file holds one DAG (or a list of them)::
       - {task_id: load, operator: EmptyOperator, upstream: [extract]}
 
 The ``dag``, ``serialized_dag`` and ``dag_code`` rows follow the flavor's serialization
-layout, so every endpoint reads them exactly as it reads DAGs Airflow serialized.
+layout (``Flavor.serialize_dag`` and ``store_dag``), so every endpoint reads them exactly
+as it reads DAGs Airflow serialized.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import delete, insert, select, update
 
 from api_plugin.dates import utcnow
-from api_plugin.store import AIRFLOW1, Store
+from api_plugin.flavors import DagRecord, Flavor
+from api_plugin.store import Store
+from api_plugin.store.keys import fileloc_hash
 
 OPERATOR_MODULES = {
     "BashOperator": ("airflow.operators.bash", ["bash_command", "env", "cwd"], "#f0ede4"),
@@ -42,11 +43,6 @@ _TIMEDELTA_ARGS = {"retry_delay", "execution_timeout", "max_retry_delay", "sla"}
 
 class DagFileError(ValueError):
     """A DAG file that cannot be loaded, with the reason."""
-
-
-def fileloc_hash(fileloc: str) -> int:
-    """Airflow's hash of a DAG file path (``DagCode.dag_fileloc_hash``)."""
-    return int(struct.unpack(">Q", hashlib.sha1(fileloc.encode()).digest()[-8:])[0] >> 8)
 
 
 def _as_datetime(value: Any, what: str) -> datetime:
@@ -99,7 +95,7 @@ def read_dag_files(path: str | Path) -> list[tuple[Path, str, dict[str, Any]]]:
     return found
 
 
-def serialize_dag(definition: dict[str, Any], fileloc: str, flavor: str) -> dict[str, Any]:
+def serialize_dag(definition: dict[str, Any], fileloc: str, flavor: Flavor) -> dict[str, Any]:
     """The ``serialized_dag.data`` document for a declarative definition."""
     dag_id = str(definition["dag_id"])
     default_args = dict(definition.get("default_args") or {})
@@ -119,38 +115,36 @@ def serialize_dag(definition: dict[str, Any], fileloc: str, flavor: str) -> dict
                 raise DagFileError(f"DAG {dag_id}: task {task['task_id']} has unknown "
                                    f"upstream {parent}")
             downstream[parent].append(str(task["task_id"]))
-    tasks = [_serialize_task(t, default_args, downstream[str(t["task_id"])], flavor)
-             for t in tasks_in]
+    tasks = [_task_fields(t, default_args, downstream[str(t["task_id"])]) for t in tasks_in]
     dag: dict[str, Any] = {
-        "_dag_id": dag_id,
+        "dag_id": dag_id,
         "fileloc": fileloc,
         "timezone": "UTC",
-        "schedule_interval": definition.get("schedule"),
-        "_description": definition.get("description"),
+        "schedule": definition.get("schedule"),
+        "description": definition.get("description"),
         "catchup": bool(definition.get("catchup", False)),
         "default_args": _encode(default_args),
-        "tasks": tasks,
+        "start_date": _as_datetime(start, "start_date").timestamp() if start is not None
+        else None,
     }
-    if start is not None:
-        dag["start_date"] = _as_datetime(start, "start_date").timestamp()
-    if flavor != AIRFLOW1:
-        dag.update(dag_dependencies=[], params=[], edge_info={},
-                   _processor_dags_folder=str(Path(fileloc).parent))
-    return {"__version": 1, "dag": dag}
+    return flavor.serialize_dag(dag, tasks)
 
 
-def _serialize_task(task: dict[str, Any], default_args: dict[str, Any],
-                    downstream: list[str], flavor: str) -> Any:
+def _task_fields(task: dict[str, Any], default_args: dict[str, Any],
+                 downstream: list[str]) -> dict[str, Any]:
+    """A task's serialized fields, before the flavor lays them out (``downstream`` is
+    the list of its children's ids, ``task_type`` its operator)."""
     operator = str(task.get("operator") or "EmptyOperator")
     module, template_fields, color = OPERATOR_MODULES.get(
         operator, ("api_plugin.declarative", [], "#fff"))
     fields: dict[str, Any] = {
         "task_id": str(task["task_id"]),
-        "_task_type": operator,
+        "task_type": operator,
         "_task_module": module,
         "template_fields": template_fields,
         "ui_color": color,
         "ui_fgcolor": "#000",
+        "downstream": downstream,
     }
     merged = {**default_args, **{k: v for k, v in task.items() if k not in _TASK_KEYS}}
     for name, value in merged.items():
@@ -161,19 +155,13 @@ def _serialize_task(task: dict[str, Any], default_args: dict[str, Any],
             fields[name] = _as_datetime(value, name).timestamp()
         else:
             fields[name] = value
-    if flavor == AIRFLOW1:
-        fields["_downstream_task_ids"] = sorted(downstream)
-        return fields
-    fields.setdefault("pool", "default_pool")
-    fields.setdefault("weight_rule", "downstream")
-    fields["downstream_task_ids"] = sorted(downstream)
-    return {"__var": fields, "__type": "operator"}
+    return fields
 
 
 def load_dags(store: Store, path: str | Path, *, paused: bool = False) -> list[str]:
-    """Write every DAG found at ``path``; returns their ids. Existing ones are replaced."""
+    """Write every DAG found at ``path``; returns their ids. Existing ones are replaced
+    (on Airflow 3 databases: get a new DAG version when their definition changed)."""
     loaded = []
-    t = store.tables
     now = utcnow()
     for file, text, definition in read_dag_files(path):
         fileloc = str(file)
@@ -188,23 +176,13 @@ def load_dags(store: Store, path: str | Path, *, paused: bool = False) -> list[s
                    "default_view": "grid", "max_active_tasks": 16, "max_active_runs": 16,
                    "max_consecutive_failed_dag_runs": 0, "has_task_concurrency_limits": False,
                    "has_import_errors": False, "last_parsed_time": now}
+        record = DagRecord(dag_id=dag_id, document=document,
+                           dag_hash=hashlib.md5(data.encode(), usedforsecurity=False).hexdigest(),
+                           fileloc=fileloc, source=text, dag_row=dag_row)
         with store.write() as conn:
-            exists = conn.execute(select(t.dag.c.dag_id).where(t.dag.c.dag_id == dag_id)).first()
-            row = {k: v for k, v in dag_row.items() if k in t.dag.c}
-            if exists:
-                row.pop("is_paused")
-                conn.execute(update(t.dag).where(t.dag.c.dag_id == dag_id).values(**row))
-            else:
-                conn.execute(insert(t.dag).values(**row))
-            conn.execute(delete(t.serialized_dag).where(t.serialized_dag.c.dag_id == dag_id))
-            sd_row = {"dag_id": dag_id, "fileloc": fileloc, "fileloc_hash": fileloc_hash(fileloc),
-                      "data": document, "last_updated": now,
-                      "dag_hash": hashlib.md5(data.encode(), usedforsecurity=False).hexdigest()}
-            conn.execute(insert(t.serialized_dag).values(
-                **{k: v for k, v in sd_row.items() if k in t.serialized_dag.c}))
-            code_hash = fileloc_hash(fileloc)
-            conn.execute(delete(t.dag_code).where(t.dag_code.c.fileloc_hash == code_hash))
-            conn.execute(insert(t.dag_code).values(fileloc_hash=code_hash, fileloc=fileloc,
-                                                   last_updated=now, source_code=text))
+            store.flavor.store_dag(conn, store.tables, record, now)
         loaded.append(dag_id)
     return loaded
+
+
+__all__ = ["DagFileError", "fileloc_hash", "load_dags", "read_dag_files", "serialize_dag"]

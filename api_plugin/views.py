@@ -106,6 +106,7 @@ def trigger_dag(ctx: Context, dag_id: str) -> Any:
         conf=body.get("conf"),
         execution_date=body.get("execution_date"),
         replace_microseconds=body.get("replace_microseconds"),
+        user=ctx.environ.get("REMOTE_USER") or None,
     )
 
 

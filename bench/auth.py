@@ -42,7 +42,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="api_plugin_auth_bench_"))
     url = seed_database(work / "db.db", 1, 100)
     store = Store.open(url)
-    create_user(store, "bench", hash_password("bench-secret", store.flavor))
+    create_user(store, "bench", hash_password("bench-secret", store.flavor.name))
     store.dispose()
     header = "Basic " + base64.b64encode(b"bench:bench-secret").decode()
     print(f"\n== auth cost, {WORKERS} sync workers, {args.connections} connections")

@@ -12,7 +12,8 @@ from api_plugin.config import Config
 from api_plugin.dagfiles import DagFileError, read_dag_files, serialize_dag
 from api_plugin.dates import isoformat, parse_datetime
 from api_plugin.errors import BadRequest
-from api_plugin.services.intervals import manual_data_interval
+from api_plugin.flavors import FLAVORS
+from api_plugin.flavors.intervals import manual_data_interval
 from api_plugin.store.safe_pickle import UnreadableConf, dumps_conf, loads_conf
 from api_plugin.store.serialized import parse_dag
 from conftest import reference_serialized_dag
@@ -106,9 +107,9 @@ def test_dag_files_are_validated(tmp_path: Path) -> None:
     bad.write_text("dag_id: x\ntasks:\n  - {task_id: a, upstream: [zzz]}\n")
     (definition,) = [d for _, _, d in read_dag_files(bad)]
     with pytest.raises(DagFileError, match="unknown upstream zzz"):
-        serialize_dag(definition, str(bad), "airflow2")
+        serialize_dag(definition, str(bad), FLAVORS["airflow2"])
     dup = {"dag_id": "x", "tasks": [{"task_id": "a"}, {"task_id": "a"}]}
     with pytest.raises(DagFileError, match="unique task_id"):
-        serialize_dag(dup, "f", "airflow2")
+        serialize_dag(dup, "f", FLAVORS["airflow2"])
     with pytest.raises(DagFileError, match="no such file"):
         read_dag_files(tmp_path / "missing")

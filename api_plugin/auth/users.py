@@ -150,6 +150,6 @@ def user_source(store: Store, config: Config) -> UserSource:
     """
     from api_plugin.store.users import UserTable
 
-    if store.flavor == AIRFLOW1 or "ab_user" in store.schema:
+    if store.flavor.name == AIRFLOW1 or "ab_user" in store.schema:
         return UserTable(store)
     return simple_users_from_config(config)

@@ -26,13 +26,13 @@ class ApiService:
 
     @property
     def flavor(self) -> str:
-        return self.store.flavor
+        return self.store.flavor.name
 
     def test(self) -> dict[str, str]:
         return _TEST_ANSWER
 
     def info(self) -> dict[str, str]:
-        return {"version": __version__, "flavor": self.store.flavor}
+        return {"version": __version__, "flavor": self.store.flavor.name}
 
     def trigger_dag(
         self,
@@ -41,9 +41,10 @@ class ApiService:
         conf: Any = None,
         execution_date: Any = None,
         replace_microseconds: Any = None,
+        user: str | None = None,
     ) -> dict[str, str]:
         request = parse_trigger(dag_id, run_id, conf, execution_date, replace_microseconds)
-        return trigger_dag_run(self.store, request)
+        return trigger_dag_run(self.store, request, user)
 
     def get_dag_runs(
         self, dag_id: str, state: str | None = None, limit: Any = None, offset: Any = None,

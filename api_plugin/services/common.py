@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.sql import Select
 
-from api_plugin.dates import to_utc
 from api_plugin.errors import NotFound
-from api_plugin.store import AIRFLOW1, DagSpec, Store
+from api_plugin.store import DagSpec, Store
 from api_plugin.store.tables import Tables
 
 
@@ -21,7 +18,12 @@ def dag_not_in_model(dag_id: str) -> NotFound:
 
 
 def require_dag_spec(store: Store, dag_id: str) -> DagSpec:
-    """The DAG's serialized definition, or the reference's 404s.
+    """The DAG's serialized definition, or the reference's 404s."""
+    return require_dag(store, dag_id)[0]
+
+
+def require_dag(store: Store, dag_id: str) -> tuple[DagSpec, Any]:
+    """The DAG's serialized definition and its ``dag`` row's state, or the 404s.
 
     One prepared query checks the DAG table and the serialized row's hash together; the
     parsed definition then comes from the per-process cache while that hash is unchanged.
@@ -32,47 +34,33 @@ def require_dag_spec(store: Store, dag_id: str) -> DagSpec:
     spec = store.dag_spec_by_hash(dag_id, row.dag_hash) if row.sd_dag_id is not None else None
     if spec is None:
         raise NotFound(f"Dag id {dag_id} not found")
-    return spec
+    return spec, row
+
+
+#: ``dag`` columns a flavor may need for a trigger (those the database has).
+_DAG_STATE_COLUMNS = ("is_stale", "has_import_errors", "allowed_run_types", "bundle_version")
 
 
 def _dag_head_query(t: Tables) -> Select[Any]:
     dag, sd = t.dag, t.serialized_dag
+    state = [dag.c[name] for name in _DAG_STATE_COLUMNS if name in dag.c]
     return (
-        select(dag.c.dag_id, sd.c.dag_hash, sd.c.dag_id.label("sd_dag_id"))
-        .select_from(dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id))
+        select(dag.c.dag_id, *state, sd.c.dag_hash, sd.c.dag_id.label("sd_dag_id"))
+        .select_from(dag.outerjoin(sd, t.serialized_of(dag.c.dag_id)))
         .where(dag.c.dag_id == bindparam("dag_id"))
         .limit(1)
     )
 
 
 def shown_date(store: Store, when: datetime) -> str:
-    """A date inside an error text, as the flavor's webserver writes it there.
-
-    Both references format the parsed request date with ``str()``: Airflow 2 parses
-    with pendulum 3, whose ``str()`` puts a space between date and time; Airflow 1.10's
-    pendulum 1 wrote ISO 8601 with a ``T``. The client's offset is kept either way.
-    """
-    return when.isoformat() if store.flavor == AIRFLOW1 else str(when)
+    """A date inside an error text, as the flavor's webserver writes it there."""
+    return store.flavor.shown_date(when)
 
 
-def dag_run_url(store: Store, dag_id: str, execution_date: datetime | None, base: str = "") -> str:
-    """The Airflow UI link of a run, as Flask's ``url_for`` builds it in the reference:
-    the stored (UTC) date through ``str()``, form-encoded (space as ``+``)."""
-    return _url_prefix(store.flavor, dag_id, base) + _form_date(execution_date)
-
-
-@lru_cache(maxsize=4096)
-def _url_prefix(flavor: str, dag_id: str, base: str) -> str:
-    if flavor == AIRFLOW1:
-        return f"{base}/admin/airflow/graph?dag_id={quote(dag_id, safe='')}&execution_date="
-    return f"{base}/dags/{quote(dag_id, safe='')}/graph?execution_date="
-
-
-def _form_date(when: datetime | None) -> str:
-    """``quote_plus(str(to_utc(when)))`` for the few characters a datetime's str() has."""
-    if when is None:
-        return "None"
-    return str(to_utc(when)).replace("+", "%2B").replace(":", "%3A").replace(" ", "+")
+def dag_run_url(store: Store, dag_id: str, run_date: datetime | None, run_id: str,
+                base: str = "") -> str:
+    """The Airflow UI's link to a run, as the flavor's webserver builds it."""
+    return store.flavor.run_url(dag_id, run_date, run_id, base)
 
 
 def py_str(value: Any) -> str:

@@ -40,12 +40,13 @@ def get_paused(store: Store, dag_id: str) -> dict[str, bool]:
 
 
 def get_dag_code(store: Store, dag_id: str) -> str:
-    """The DAG file's source from ``dag_code``, found through the DAG's fileloc."""
-    dag, code = store.tables.dag, store.tables.dag_code
+    """The DAG file's source from ``dag_code`` (3.x: its newest version's)."""
+    t = store.tables
+    dag, code = t.dag, t.dag_code
     with store.read() as conn:
         row = conn.execute(
             select(dag.c.dag_id, code.c.source_code)
-            .select_from(dag.outerjoin(code, code.c.fileloc == dag.c.fileloc))
+            .select_from(dag.outerjoin(code, t.source_of(dag)))
             .where(dag.c.dag_id == dag_id)
             .limit(1)
         ).first()

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.sql import Select
 
 from api_plugin.services.runs import find_run
-from api_plugin.store import AIRFLOW1, Store
+from api_plugin.store import Store
 from api_plugin.store.safe_pickle import UnreadableConf, loads_conf
 from api_plugin.store.tables import Tables
 
@@ -40,8 +40,7 @@ def get_lineage(store: Store, dag_id: str, execution_date: Any) -> dict[str, Any
     if "xcom" not in store.schema:
         return {"task_ids": {}}
     rows = store.prepared("lineage", _xcoms_query).all(
-        dag_id=dag_id, run=run.execution_date if store.flavor == AIRFLOW1 else run.run_id,
-        **_KEYS)
+        dag_id=dag_id, run=store.flavor.lineage_run_key(run), **_KEYS)
     lineage: dict[str, dict[str, Any]] = {}
     # Rows newest first, the later overwriting the earlier, as Airflow builds it; every
     # inlet before every outlet.
@@ -56,7 +55,7 @@ def _xcoms_query(t: Tables) -> Select[Any]:
     """The run's lineage XComs, newest first. Airflow 1.10 keys XComs by execution
     date, Airflow 2 by run_id."""
     x = t.xcom
-    run_column = x.c.execution_date if t.flavor == AIRFLOW1 else x.c.run_id
+    run_column = x.c.run_id if "run_id" in x.c else x.c.execution_date
     return (
         select(x.c.task_id, x.c.key, x.c.value)
         .where(x.c.dag_id == bindparam("dag_id"), run_column == bindparam("run"),

@@ -11,16 +11,11 @@ from api_plugin.dates import parse_datetime
 from api_plugin.errors import NotFound
 from api_plugin.services.common import dag_not_in_model, py_str, require_dag_spec, shown_date
 from api_plugin.services.runs import run_not_found
-from api_plugin.services.task_attrs import task_attributes
-from api_plugin.store import AIRFLOW1, Store
+from api_plugin.store import Store
 from api_plugin.store.tables import Tables
 
-#: The keys Airflow 1.10's endpoint shows for a task instance, in its order.
-AIRFLOW1_TI_KEYS = (
-    "dag_id", "task_id", "execution_date", "state", "max_tries", "operator", "pool",
-    "pool_slots", "queue", "priority_weight", "start_date", "end_date", "duration",
-    "hostname", "unixname", "job_id", "pid", "queued_dttm", "executor_config", "test_mode",
-)
+#: The run's columns selected beside a task instance, when the database has them.
+_RUN_COLUMNS = ("queued_at", "external_trigger", "run_type")
 
 
 def task_not_found(dag_id: str, task_id: str) -> NotFound:
@@ -33,7 +28,8 @@ def get_task(store: Store, dag_id: str, task_id: str) -> dict[str, str]:
     task = spec.tasks.get(task_id)
     if task is None:
         raise task_not_found(dag_id, task_id)
-    return {key: py_str(value) for key, value in task_attributes(store.flavor, spec, task).items()}
+    return {key: py_str(value)
+            for key, value in store.flavor.task_attributes(spec, task).items()}
 
 
 def get_task_instance(
@@ -57,41 +53,28 @@ def get_task_instance(
     if mapping["ti__task_id"] is None:
         raise NotFound(f"Task {task_id} instance for date {shown_date(store, when)} not found")
     columns = {c.name: mapping[f"ti__{c.name}"] for c in ti.c}
-    if store.flavor == AIRFLOW1:
-        columns["test_mode"] = False
-        columns["executor_config"] = _executor_config(columns.get("executor_config"))
-        return {key: py_str(columns.get(key)) for key in AIRFLOW1_TI_KEYS}
     columns["executor_config"] = _executor_config(columns.get("executor_config"))
-    columns.pop("task_display_name", None)
-    columns["dag_run"] = _run_repr(mapping)
-    # Attributes Airflow 2's TaskInstance object carries beside its columns.
-    columns["rendered_task_instance_fields"] = None
-    columns["test_mode"] = False
-    return {key: py_str(value) for key, value in columns.items()}
+    run = {"dag_id": mapping["model_dag_id"], "date": mapping["run_date"],
+           "run_id": mapping["run_run_id"], "state": mapping["run_state"],
+           **{name: mapping.get(f"run_{name}") for name in _RUN_COLUMNS}}
+    answer = store.flavor.task_instance_answer(columns, run)
+    return {key: py_str(value) for key, value in answer.items()}
 
 
 def _task_instance_query(t: Tables) -> Select[Any]:
     """The DAG, its serialized hash, the run at a date and one of its task instances."""
     dag, sd, dr, ti = t.dag, t.serialized_dag, t.dag_run, t.task_instance
-    if t.flavor == AIRFLOW1:
-        ti_join = (ti.c.dag_id == dr.c.dag_id) & (ti.c.execution_date == dr.c.execution_date)
-    else:
-        ti_join = (ti.c.dag_id == dr.c.dag_id) & (ti.c.run_id == dr.c.run_id) & (
-            ti.c.map_index == -1)
     run_columns = [dr.c.id.label("run_pk"), dr.c.run_id.label("run_run_id"),
-                   dr.c.state.label("run_state"), dr.c.execution_date.label("run_date"),
-                   dr.c.external_trigger.label("run_external")]
-    if "queued_at" in dr.c:
-        run_columns.append(dr.c.queued_at.label("run_queued_at"))
+                   dr.c.state.label("run_state"), t.run_date.label("run_date"),
+                   *[dr.c[name].label(f"run_{name}") for name in _RUN_COLUMNS if name in dr.c]]
     return (
         select(dag.c.dag_id.label("model_dag_id"), sd.c.dag_hash,
                sd.c.dag_id.label("sd_dag_id"), *run_columns,
                *[c.label(f"ti__{c.name}") for c in ti.c])
         .select_from(
-            dag.outerjoin(sd, sd.c.dag_id == dag.c.dag_id)
-            .outerjoin(dr, (dr.c.dag_id == dag.c.dag_id)
-                       & (dr.c.execution_date == bindparam("when")))
-            .outerjoin(ti, ti_join & (ti.c.task_id == bindparam("task_id")))
+            dag.outerjoin(sd, t.serialized_of(dag.c.dag_id))
+            .outerjoin(dr, (dr.c.dag_id == dag.c.dag_id) & (t.run_date == bindparam("when")))
+            .outerjoin(ti, t.instances_of_run(dr) & (ti.c.task_id == bindparam("task_id")))
         )
         .where(dag.c.dag_id == bindparam("dag_id"))
         .limit(1)
@@ -105,11 +88,3 @@ def _executor_config(raw: Any) -> Any:
         return loads_conf(bytes(raw)) if isinstance(raw, bytes | bytearray | memoryview) else raw
     except UnreadableConf:
         return "<unreadable executor_config>"
-
-
-def _run_repr(mapping: Any) -> str:
-    return (
-        f"<DagRun {mapping['model_dag_id']} @ {mapping['run_date']}: {mapping['run_run_id']}, "
-        f"state:{mapping['run_state']}, queued_at: {mapping.get('run_queued_at')}. "
-        f"externally triggered: {bool(mapping['run_external'])}>"
-    )

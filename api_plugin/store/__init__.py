@@ -12,24 +12,27 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import String, literal, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
 from api_plugin.store.checkpoint import Checkpointer
 from api_plugin.store.engine import make_engine
-from api_plugin.store.flavor import detect_flavor, inspect_schema
+from api_plugin.store.flavor import inspect_schema
 from api_plugin.store.locking import hold, writer_lock_for
 from api_plugin.store.prepared import Prepared, PreparedInsert
 from api_plugin.store.serialized import DagSpec, load_document, parse_dag
-from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, Tables, build_tables
+from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, AIRFLOW3, Tables
+
+if TYPE_CHECKING:  # flavors build on the store's modules: imported when a store opens
+    from api_plugin.flavors import Flavor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AIRFLOW1", "AIRFLOW2", "DagSpec", "Store", "UninitializedDatabase"]
+__all__ = ["AIRFLOW1", "AIRFLOW2", "AIRFLOW3", "DagSpec", "Store", "UninitializedDatabase"]
 
 
 class UninitializedDatabase(RuntimeError):
@@ -37,16 +40,15 @@ class UninitializedDatabase(RuntimeError):
 
 
 class Store:
-    """One database: a pooled engine, its flavor's tables and parsed DAGs."""
+    """One database: a pooled engine, its flavor and tables, and parsed DAGs."""
 
-    def __init__(self, engine: Engine, tables: Tables, schema: dict[str, set[str]]) -> None:
+    def __init__(self, engine: Engine, flavor: Flavor, schema: dict[str, set[str]]) -> None:
         self.engine = engine
-        self.tables = tables
-        self.flavor = tables.flavor
+        self.flavor = flavor
+        self.tables: Tables = flavor.build_tables(schema)
         self.schema = schema
         self._dags: dict[str, DagSpec] = {}
         self._prepared: dict[str, Prepared] = {}
-        self._statements: dict[str, Any] = {}
         self._prepared_inserts: dict[str, PreparedInsert] = {}
         #: Results kept while ``change_marker()`` is unchanged (see there).
         self.cache: dict[Any, tuple[int, Any]] = {}
@@ -64,10 +66,12 @@ class Store:
     @classmethod
     def open(cls, url: str, *, create: bool = False) -> Store:
         """Connect, detect the flavor; with ``create``, initialise an empty database."""
+        from api_plugin.flavors import detect, flavor_named
+
         engine = make_engine(url)
         with engine.connect() as conn:
             schema = inspect_schema(conn)
-        flavor = detect_flavor(schema)
+        flavor = detect(schema)
         if flavor is None:
             if not create:
                 engine.dispose()
@@ -80,9 +84,9 @@ class Store:
             init_database(engine)
             with engine.connect() as conn:
                 schema = inspect_schema(conn)
-            flavor = AIRFLOW2
+            flavor = flavor_named(AIRFLOW2)
         log.info("metadata database %s is of flavor %s", engine.url.render_as_string(), flavor)
-        return cls(engine, build_tables(flavor, schema), schema)
+        return cls(engine, flavor, schema)
 
     @property
     def has_log_template(self) -> bool:
@@ -187,14 +191,6 @@ class Store:
                         cursor.close()
                 raw.close()
 
-    def statement(self, key: str, build: Callable[[Tables], Any]) -> Any:
-        """A statement built once from this store's tables (kept for SQLAlchemy's own
-        compiled cache, which then needs no new cache key per request)."""
-        built = self._statements.get(key)
-        if built is None:
-            built = self._statements[key] = build(self.tables)
-        return built
-
     def dag_spec_by_hash(self, dag_id: str, dag_hash: str | None) -> DagSpec | None:
         """``dag_spec`` that opens a connection only when the cache cannot answer."""
         cached = self._dags.get(dag_id)
@@ -208,15 +204,19 @@ class Store:
         cached = self._dags.get(dag_id)
         if cached is not None and dag_hash is not None and cached.dag_hash == dag_hash:
             return cached
-        sd = self.tables.serialized_dag
+        t = self.tables
+        sd = t.serialized_dag
         columns = [sd.c.data, sd.c.dag_hash]
-        if "data_compressed" in sd.c:
-            columns.append(sd.c.data_compressed)
-        row = conn.execute(select(*columns).where(sd.c.dag_id == dag_id)).first()
+        for optional in ("data_compressed", "dag_version_id"):
+            if optional in sd.c:
+                columns.append(sd.c[optional])
+        row = conn.execute(select(*columns).where(
+            t.serialized_of(literal(dag_id, String())))).first()
         if row is None:
             return None
-        compressed = row.data_compressed if "data_compressed" in sd.c else None
-        spec = parse_dag(load_document(row.data, compressed), row.dag_hash)
+        mapping = row._mapping
+        spec = parse_dag(load_document(row.data, mapping.get("data_compressed")), row.dag_hash,
+                         mapping.get("dag_version_id"))
         with self._dags_lock:
             self._dags[dag_id] = spec
         return spec

@@ -1,8 +1,10 @@
 """DAG and task definitions read from the ``serialized_dag`` table, never by importing code.
 
-Both Airflow layouts are understood: 1.10 stores tasks as plain dicts with
+Every Airflow layout is understood: 1.10 stores tasks as plain dicts with
 ``_downstream_task_ids``; 2.x wraps each as ``{"__type": "operator", "__var": {...}}`` and
-may compress the whole document with zlib into ``data_compressed``.
+may compress the whole document with zlib into ``data_compressed``; 3.x (format 3) drops
+the leading underscores (``dag_id``, ``task_type``), describes the schedule as a
+``timetable`` object and leaves out every field equal to its default.
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ class TaskSpec:
 
     @property
     def task_type(self) -> str:
-        return str(self.fields.get("_task_type") or "BaseOperator")
+        return str(self.fields.get("_task_type") or self.fields.get("task_type")
+                   or "BaseOperator")
 
     def get(self, name: str, default: Any = None) -> Any:
         """A field's decoded value, or ``default`` when the serializer left it out."""
@@ -118,6 +121,8 @@ class DagSpec:
     tasks: dict[str, TaskSpec]
     default_args: dict[str, Any]
     dag_hash: str | None = None
+    #: 3.x: the ``dag_version`` this definition belongs to.
+    version_id: str | None = None
 
     @property
     def timezone(self) -> str:
@@ -128,9 +133,20 @@ class DagSpec:
         return decode_value(self.data.get("schedule_interval"))
 
     @property
+    def timetable(self) -> dict[str, Any] | None:
+        """3.x: the serialized timetable (``{"__type": <class path>, "__var": {...}}``)."""
+        value = self.data.get("timetable")
+        return value if isinstance(value, dict) else None
+
+    @property
     def start_date(self) -> datetime | None:
         value = self.data.get("start_date")
         return decode_task_field("start_date", value) if value is not None else None
+
+    @property
+    def end_date(self) -> datetime | None:
+        value = self.data.get("end_date")
+        return decode_task_field("end_date", value) if value is not None else None
 
     def downstream_closure(self, task_id: str) -> set[str]:
         """Every task reachable downstream of ``task_id`` (not including it)."""
@@ -163,8 +179,9 @@ def load_document(data: Any, data_compressed: bytes | None) -> dict[str, Any]:
     return data
 
 
-def parse_dag(document: dict[str, Any], dag_hash: str | None = None) -> DagSpec:
-    """A DagSpec from a serialized document of either Airflow version."""
+def parse_dag(document: dict[str, Any], dag_hash: str | None = None,
+              version_id: str | None = None) -> DagSpec:
+    """A DagSpec from a serialized document of any Airflow version."""
     dag = document.get("dag", document)
     tasks: dict[str, TaskSpec] = {}
     for raw in dag.get("tasks", []):
@@ -184,4 +201,5 @@ def parse_dag(document: dict[str, Any], dag_hash: str | None = None) -> DagSpec:
         tasks=tasks,
         default_args=default_args if isinstance(default_args, dict) else {},
         dag_hash=dag_hash,
+        version_id=version_id,
     )

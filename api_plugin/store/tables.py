@@ -1,14 +1,16 @@
 """SQLAlchemy Core tables of the Airflow metadata database, per schema flavor.
 
-The column lists follow the schemas real Airflow creates (see shared/reference): 2.10 for
-``airflow2``, 1.10.15 for ``airflow1``. On an existing database the tables are built with
-only the columns that database really has, so other 2.x releases work unchanged.
+The column lists follow the schemas real Airflow creates: 2.10 for ``airflow2``, 1.10.15
+for ``airflow1`` (3.x's are in ``tables_airflow3.py``). On an existing database the tables
+are built with only the columns that database really has, so other releases of the same
+major version work unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -27,16 +29,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.sql import ColumnElement, and_, select
 from sqlalchemy.sql.schema import SchemaItem
 
 from api_plugin.store.types import UtcDateTime
 
 AIRFLOW1 = "airflow1"
 AIRFLOW2 = "airflow2"
-FLAVORS = (AIRFLOW1, AIRFLOW2)
-
-#: alembic revisions of the reference databases.
-ALEMBIC_HEADS = {AIRFLOW2: "5f2621c13b39", AIRFLOW1: "03afc6b6f902"}
+AIRFLOW3 = "airflow3"
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,60 @@ class Tables:
     dag_code: Table
     users: Table
     xcom: Table
+    #: The column holding a run's date (``execution_date``; 3.x: ``logical_date``).
+    run_date: Column[Any]
+    #: The column runs are listed in order of (3.x: ``run_after``, as a run may have no
+    #: logical date).
+    run_order: Column[Any]
+    #: 3.x only: DAG versions, and the audit log its API writes to on a trigger.
+    dag_version: Table | None = None
+    log: Table | None = None
 
     @property
     def users_table_name(self) -> str:
         return self.users.name
 
+    def serialized_of(self, dag_id: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Join condition: the ``serialized_dag`` row that is the DAG's definition.
+
+        Before 3.x a DAG has one row; 3.x keeps one per DAG version, and the newest
+        version's is the one the scheduler uses.
+        """
+        sd = self.serialized_dag
+        if self.dag_version is None:
+            return and_(sd.c.dag_id == dag_id)
+        return and_(sd.c.dag_id == dag_id, sd.c.dag_version_id == self.newest_version_id(dag_id))
+
+    def newest_version_id(self, dag_id: ColumnElement[Any]) -> Any:
+        """Scalar subquery: the id of the DAG's newest ``dag_version`` (3.x)."""
+        dv = self.dag_version
+        assert dv is not None
+        return (select(dv.c.id).where(dv.c.dag_id == dag_id)
+                .order_by(dv.c.version_number.desc()).limit(1).scalar_subquery())
+
+    def source_of(self, dag: Table) -> ColumnElement[bool]:
+        """Join condition: the ``dag_code`` row holding a ``dag`` row's source (before
+        3.x one per file, found by its path; 3.x one per DAG version)."""
+        code = self.dag_code
+        if self.dag_version is None:
+            return and_(code.c.fileloc == dag.c.fileloc)
+        return and_(code.c.dag_id == dag.c.dag_id,
+                    code.c.dag_version_id == self.newest_version_id(dag.c.dag_id))
+
+    def instances_of_run(self, dag_run: Table) -> ColumnElement[bool]:
+        """Join condition: ``task_instance`` rows (unmapped) of a ``dag_run`` row."""
+        ti = self.task_instance
+        if "run_id" not in ti.c:  # 1.10 keys them by date
+            return and_(ti.c.dag_id == dag_run.c.dag_id,
+                        ti.c.execution_date == dag_run.c.execution_date)
+        return and_(ti.c.dag_id == dag_run.c.dag_id, ti.c.run_id == dag_run.c.run_id,
+                    ti.c.map_index == -1)
+
 
 ColumnFilter = Callable[[str, str], bool]
 
 
-def _table(md: MetaData, name: str, keep: ColumnFilter, *items: SchemaItem) -> Table:
+def table_with(md: MetaData, name: str, keep: ColumnFilter, *items: SchemaItem) -> Table:
     """A table holding the columns ``keep`` admits; constraints on dropped columns go too."""
     kept: list[SchemaItem] = []
     for item in items:
@@ -95,7 +139,7 @@ def _dag_run_common() -> list[SchemaItem]:
 
 def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = None) -> Tables:
     """The flavor's tables; with ``present`` (table -> column names) only what exists."""
-    if flavor not in FLAVORS:
+    if flavor not in (AIRFLOW1, AIRFLOW2):
         raise ValueError(f"unknown flavor {flavor!r}")
 
     def keep(table: str, column: str) -> bool:
@@ -103,7 +147,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
 
     md = MetaData()
     a2 = flavor == AIRFLOW2
-    dag = _table(
+    dag = table_with(
         md, "dag", keep,
         Column("dag_id", String(250), primary_key=True),
         Column("root_dag_id", String(250)),
@@ -133,7 +177,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
         Column("next_dagrun_data_interval_start", UtcDateTime),
         Column("next_dagrun_data_interval_end", UtcDateTime),
         Column("next_dagrun_create_after", UtcDateTime),
-    ) if a2 else _table(
+    ) if a2 else table_with(
         md, "dag", keep,
         Column("dag_id", String(250), primary_key=True),
         Column("is_paused", Boolean),
@@ -152,7 +196,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
         Column("root_dag_id", String(250)),
     )
     if a2:
-        dag_run = _table(
+        dag_run = table_with(
             md, "dag_run", keep,
             *_dag_run_common(),
             Column("queued_at", UtcDateTime),
@@ -171,7 +215,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
             Index("dag_id_state", "dag_id", "state"),
         )
     else:
-        dag_run = _table(
+        dag_run = table_with(
             md, "dag_run", keep,
             *_dag_run_common(),
             UniqueConstraint("dag_id", "execution_date"),
@@ -202,7 +246,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
         Column("executor_config", LargeBinary),
     ]
     if a2:
-        task_instance = _table(
+        task_instance = table_with(
             md, "task_instance", keep,
             *ti_common,
             Column("run_id", String(250), nullable=False),
@@ -229,7 +273,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
             Index("ti_dag_state", "dag_id", "state"),
         )
     else:
-        task_instance = _table(
+        task_instance = table_with(
             md, "task_instance", keep,
             *ti_common,
             Column("execution_date", UtcDateTime, nullable=False),
@@ -238,7 +282,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
             Index("ti_dag_date", "dag_id", "execution_date"),
             Index("ti_state", "state"),
         )
-    slot_pool = _table(
+    slot_pool = table_with(
         md, "slot_pool", keep,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("pool", String(256 if a2 else 50), unique=True),
@@ -246,7 +290,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
         Column("description", Text),
         *([Column("include_deferred", Boolean, nullable=False, default=False)] if a2 else []),
     )
-    serialized_dag = _table(
+    serialized_dag = table_with(
         md, "serialized_dag", keep,
         Column("dag_id", String(250), primary_key=True),
         Column("fileloc", String(2000), nullable=False),
@@ -257,7 +301,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
         Column("dag_hash", String(32), nullable=False),
         Column("processor_subdir", String(2000)),
     )
-    dag_code = _table(
+    dag_code = table_with(
         md, "dag_code", keep,
         Column("fileloc_hash", BigInteger, primary_key=True, autoincrement=False),
         Column("fileloc", String(2000), nullable=False),
@@ -265,7 +309,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
         Column("source_code", Text, nullable=False),
     )
     if a2:
-        users = _table(
+        users = table_with(
             md, "ab_user", keep,
             Column("id", Integer, primary_key=True, autoincrement=True),
             Column("first_name", String(256), nullable=False),
@@ -283,7 +327,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
             Column("changed_by_fk", Integer),
         )
     else:
-        users = _table(
+        users = table_with(
             md, "users", keep,
             Column("id", Integer, primary_key=True, autoincrement=True),
             Column("username", String(250), unique=True),
@@ -292,7 +336,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
             Column("superuser", Boolean),
         )
     # XComs: read for lineage (the values tasks pushed under the pipeline_* keys).
-    xcom = _table(
+    xcom = table_with(
         md, "xcom", keep,
         Column("dag_run_id", Integer, nullable=False),
         Column("task_id", String(250), nullable=False),
@@ -304,7 +348,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
         Column("timestamp", UtcDateTime, nullable=False),
         PrimaryKeyConstraint("dag_run_id", "task_id", "map_index", "key", name="xcom_pkey"),
         Index("idx_xcom_task_instance", "dag_id", "task_id", "run_id", "map_index"),
-    ) if a2 else _table(
+    ) if a2 else table_with(
         md, "xcom", keep,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("key", String(512)),
@@ -316,4 +360,5 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
         Index("idx_xcom_dag_task_date", "dag_id", "task_id", "execution_date"),
     )
     return Tables(flavor, md, dag, dag_run, task_instance, slot_pool, serialized_dag,
-                  dag_code, users, xcom)
+                  dag_code, users, xcom, run_date=dag_run.c.execution_date,
+                  run_order=dag_run.c.execution_date)

@@ -26,7 +26,7 @@ class UserTable:
         self.store = store
 
     def __call__(self, username: str) -> str | None:
-        if self.store.flavor == AIRFLOW1:
+        if self.store.flavor.name == AIRFLOW1:
             row = self.store.prepared("user_exact", _exact_user).first(username=username)
         else:
             row = self.store.prepared("user_exact_active", _exact_active_user).first(
@@ -75,7 +75,7 @@ def create_user(store: Store, username: str, password_hash: str, email: str | No
     """Insert a user row in the flavor's format (the hash already made for the flavor)."""
     users = store.tables.users
     values: dict[str, object]
-    if store.flavor == AIRFLOW1:
+    if store.flavor.name == AIRFLOW1:
         values = {"username": username, "email": email or f"{username}@localhost",
                   "password": password_hash, "superuser": True}
     else:

@@ -1,4 +1,4 @@
-"""The data interval Airflow 2 gives a manually triggered run, from the DAG's schedule.
+"""The data interval Airflow gives a manually triggered run, from the DAG's schedule.
 
 Airflow's timetables infer it: for a cron schedule, the last complete period before the
 run (``[prev(end), end]`` where ``end`` is the run's time aligned down to the schedule);
@@ -75,3 +75,44 @@ def _cron_interval(
     end = local if croniter(expression, prev).get_next(datetime) == local else prev
     start = croniter(expression, end).get_prev(datetime)
     return to_utc(start), to_utc(end)
+
+
+#: Airflow 3 timetables whose manual run covers ``[run_after - interval, run_after]``.
+_TRIGGER_TIMETABLES = frozenset({
+    "airflow.timetables.trigger.CronTriggerTimetable",
+    "airflow.timetables.trigger.MultipleCronTriggerTimetable",
+    "airflow.timetables.trigger.DeltaTriggerTimetable",
+})
+_CRON_DATA_INTERVAL = "airflow.timetables.interval.CronDataIntervalTimetable"
+_DELTA_DATA_INTERVAL = "airflow.timetables.interval.DeltaDataIntervalTimetable"
+
+
+def timetable_data_interval(
+    timetable: dict[str, Any] | None, run_after: datetime
+) -> tuple[datetime, datetime]:
+    """``infer_manual_data_interval(run_after)`` of a serialized Airflow 3 timetable.
+
+    Trigger timetables (3.x's default for cron and delta schedules) cover the
+    ``interval`` before the run, zero unless the DAG set one; the data-interval
+    timetables cover the last complete period as in 2.x; every other timetable
+    (none, once, assets, continuous...) the instant itself.
+    """
+    run_after = to_utc(run_after)
+    kind = str((timetable or {}).get("__type") or "")
+    var = (timetable or {}).get("__var")
+    var = var if isinstance(var, dict) else {}
+    if kind in _TRIGGER_TIMETABLES:
+        return run_after - _seconds(var.get("interval")), run_after
+    if kind == _CRON_DATA_INTERVAL and isinstance(var.get("expression"), str):
+        return manual_data_interval(var["expression"], run_after,
+                                    str(var.get("timezone") or "UTC"))
+    if kind == _DELTA_DATA_INTERVAL:
+        return run_after - _seconds(var.get("delta")), run_after
+    return run_after, run_after
+
+
+def _seconds(value: Any) -> timedelta:
+    """A serialized interval: seconds as a number (or a relativedelta dict, taken as 0)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    return timedelta(0)

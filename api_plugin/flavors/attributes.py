@@ -1,19 +1,19 @@
 """A task's public attributes, rebuilt from its serialized form without Airflow.
 
 Airflow's endpoint answers ``vars(task)`` minus private names. The serializer leaves out
-every attribute still at its default, so the defaults of the flavor's BaseOperator are
-laid under the serialized fields, and the graph fields are derived from the DAG.
+every attribute still at its default, so the defaults of the flavor's BaseOperator
+(``COMMON_DEFAULTS`` and the flavor's own) are laid under the serialized fields, and the
+graph fields are derived from the DAG. Each flavor finishes the result its own way.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from api_plugin.store import AIRFLOW1, DagSpec
-from api_plugin.store.serialized import TaskSpec, decode_task_field
+from api_plugin.store.serialized import DagSpec, TaskSpec, decode_task_field
 
-_COMMON_DEFAULTS: dict[str, Any] = {
+COMMON_DEFAULTS: dict[str, Any] = {
     "owner": "airflow",
     "email": None,
     "email_on_retry": True,
@@ -50,56 +50,54 @@ _COMMON_DEFAULTS: dict[str, Any] = {
     "operator_extra_links": (),
 }
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    AIRFLOW1: {**_COMMON_DEFAULTS, "task_concurrency": None, "executor_config": {},
-               "lineage_data": None, "subdag": None},
-    "airflow2": {
-        **_COMMON_DEFAULTS,
-        "doc_md": None,
-        "doc_json": None,
-        "doc_yaml": None,
-        "doc_rst": None,
-        "doc": None,
-        "template_ext": [],
-        "on_execute_callback": None,
-        "on_skipped_callback": None,
-        "executor": None,
-        "ignore_first_depends_on_past": True,
-        "wait_for_past_depends_before_skipping": False,
-        "max_active_tis_per_dag": None,
-        "max_active_tis_per_dagrun": None,
-        "multiple_outputs": False,
-        "map_index_template": None,
-        "template_fields_renderers": {},
-        "start_trigger_args": None,
-        "start_from_trigger": False,
-        "allow_nested_operators": True,
-    },
+#: What Airflow 2's BaseOperator adds to the attributes of 1.10.
+AIRFLOW2_DEFAULTS: dict[str, Any] = {
+    **COMMON_DEFAULTS,
+    "doc_md": None,
+    "doc_json": None,
+    "doc_yaml": None,
+    "doc_rst": None,
+    "doc": None,
+    "template_ext": [],
+    "on_execute_callback": None,
+    "on_skipped_callback": None,
+    "executor": None,
+    "ignore_first_depends_on_past": True,
+    "wait_for_past_depends_before_skipping": False,
+    "max_active_tis_per_dag": None,
+    "max_active_tis_per_dagrun": None,
+    "multiple_outputs": False,
+    "map_index_template": None,
+    "template_fields_renderers": {},
+    "start_trigger_args": None,
+    "start_from_trigger": False,
+    "allow_nested_operators": True,
 }
 
 #: Serialized names that are not attributes of the same name on a live operator.
-_RENAMED = {"_downstream_task_ids": "downstream_task_ids", "_inlets": "inlets",
+RENAMED = {"_downstream_task_ids": "downstream_task_ids", "_inlets": "inlets",
             "_outlets": "outlets"}
 
 #: Serialized names that Airflow 2 keeps behind properties (``_is_setup``...), so that
 #: ``vars(task)`` minus private names does not show them.
-_PROPERTIES = frozenset({"is_setup", "is_teardown", "on_failure_fail_dagrun"})
+PROPERTIES = frozenset({"is_setup", "is_teardown", "on_failure_fail_dagrun"})
 
 #: Objects Airflow 2 holds in these attributes, shown as their repr without the memory
 #: address (SPEC §7.5).
-_WEIGHT_STRATEGIES = {
+WEIGHT_STRATEGIES = {
     "downstream": "_DownstreamPriorityWeightStrategy",
     "upstream": "_UpstreamPriorityWeightStrategy",
     "absolute": "_AbsolutePriorityWeightStrategy",
 }
-_TASK_GROUP = "<airflow.utils.task_group.TaskGroup object>"
+TASK_GROUP = "<airflow.utils.task_group.TaskGroup object>"
 
 
-def task_attributes(flavor: str, spec: DagSpec, task: TaskSpec) -> dict[str, Any]:
-    """Attribute name -> Python value, as ``vars(task)`` would hold them."""
-    attrs: dict[str, Any] = dict(DEFAULTS.get(flavor, DEFAULTS["airflow2"]))
+def base_attributes(defaults: dict[str, Any], spec: DagSpec, task: TaskSpec
+                    ) -> dict[str, Any]:
+    """The defaults, overlaid with the task's serialized fields and its graph."""
+    attrs: dict[str, Any] = dict(defaults)
     for name in task.fields:
-        public = _RENAMED.get(name, name)
+        public = RENAMED.get(name, name)
         if public.startswith("_"):
             continue
         attrs[public] = task.get(name)
@@ -112,20 +110,18 @@ def task_attributes(flavor: str, spec: DagSpec, task: TaskSpec) -> dict[str, Any
     # Templated fields the operator left unset still exist on it, as None.
     for name in attrs.get("template_fields") or ():
         attrs.setdefault(name, None)
-    if flavor == AIRFLOW1:
-        # 1.10 keeps the graph in private attributes, and its dates are pendulum 1
-        # objects, whose str() is ISO 8601 with a "T".
-        del attrs["downstream_task_ids"], attrs["upstream_task_ids"]
-        attrs["inlets"], attrs["outlets"] = [], []
-        return {key: value.isoformat() if isinstance(value, datetime) else value
-                for key, value in attrs.items()}
-    for name in _PROPERTIES:
+    return attrs
+
+
+def airflow2_finish(attrs: dict[str, Any]) -> dict[str, Any]:
+    """What Airflow 2 and 3 operators hold in place of some serialized fields."""
+    for name in PROPERTIES:
         attrs.pop(name, None)
     rule = str(attrs.get("weight_rule") or "downstream")
-    if rule in _WEIGHT_STRATEGIES:
+    if rule in WEIGHT_STRATEGIES:
         attrs["weight_rule"] = (
-            f"<airflow.task.priority_strategy.{_WEIGHT_STRATEGIES[rule]} object>")
-    attrs["task_group"] = _TASK_GROUP
+            f"<airflow.task.priority_strategy.{WEIGHT_STRATEGIES[rule]} object>")
+    attrs["task_group"] = TASK_GROUP
     return attrs
 
 
