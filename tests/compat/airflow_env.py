@@ -36,7 +36,7 @@ AIRFLOWS = {
 AIRFLOW3_USERS = "admin:admin,viewer:viewer"
 AIRFLOW3_PASSWORDS = {"admin": "admin-pw", "viewer": "viewer-pw"}
 #: A fixed ``[api_auth] jwt_secret``, so every api-server and the plugin share tokens.
-AIRFLOW3_JWT_SECRET = "compat-suite-jwt-secret-of-a-decent-length-0123456789"
+AIRFLOW3_JWT_SECRET = "compat-suite-jwt-secret-" + "0123456789abcdef" * 4  # >= 64 bytes
 
 
 PG_URL = os.environ.get("API_PLUGIN_TEST_PG_URL")
@@ -197,11 +197,11 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], seconds: float) -> None:
 
 
 def spawn(home: AirflowHome, args: list[str], database: str,
-          log: Path) -> subprocess.Popen[bytes]:
+          log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``airflow <args>`` in its own session (so its children stop with it), output to log."""
     with open(log, "wb") as out:
         return subprocess.Popen([str(home.venv / "bin" / "airflow"), *args],
-                                env=home.env(database),
+                                env={**home.env(database), **(extra_env or {})},
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
