@@ -214,14 +214,15 @@ def start_webserver(home: AirflowHome, database: str, port: int) -> subprocess.P
 
 
 def start_api_server(home: AirflowHome, database: str, port: int,
-                     extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+                     extra_env: dict[str, str] | None = None,
+                     workers: int = 1) -> subprocess.Popen[bytes]:
     """Airflow 3's ``airflow api-server`` on 127.0.0.1 (with the plugin pip-installed
     beside it, so it also answers ``/api/experimental``)."""
     log = home.path / f"api-server-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(home.venv / "bin" / "airflow"), "api-server", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
+             "--port", str(port), "--workers", str(workers)],
             env={**home.env(database), **(extra_env or {})}, cwd=home.path,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for(f"http://127.0.0.1:{port}/api/v2/monitor/health", proc, 180)
