@@ -26,5 +26,11 @@ request = function()
   if v2 then
     body = '{"logical_date": "' .. date .. '", "dag_run_id": "' .. run_id .. '"}'
   end
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+  -- wrk.format replaces wrk.headers (the -H options, e.g. a bearer token) when given
+  -- headers of its own: keep them.
+  local headers = {["Content-Type"] = "application/json"}
+  for name, value in pairs(wrk.headers) do
+    if name ~= "Content-Type" then headers[name] = value end
+  end
+  return wrk.format("POST", nil, headers, body)
 end
