@@ -135,6 +135,7 @@ class Pair:
     v2_port: int
     ours_port: int
     token: str
+    triggers: list[tuple[Answer, Answer]]
     rows: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]
     duplicates: list[tuple[Answer, Answer]]
 
@@ -160,14 +161,13 @@ def pair(home3: AirflowHome) -> Iterator[Pair]:
     ours = start_api_server(home3, ours_db, ours_port := free_port())
     try:
         token = get_token(v2_port)
-        for dag_id, run_id, when, conf in TRIGGERS:
-            theirs, _ = call(v2_port, "POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                             {"dag_run_id": run_id, "logical_date": when, "conf": conf}, token)
-            assert theirs.status == 200, theirs
-            ours_answer, _ = call(ours_port, "POST", f"{PREFIX}/dags/{dag_id}/dag_runs",
-                                  {"run_id": run_id, "execution_date": when, "conf": conf,
-                                   "replace_microseconds": "false"}, token)
-            assert ours_answer.status == 200, ours_answer
+        triggers = [
+            (call(v2_port, "POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                  {"dag_run_id": run_id, "logical_date": when, "conf": conf}, token)[0],
+             call(ours_port, "POST", f"{PREFIX}/dags/{dag_id}/dag_runs",
+                  {"run_id": run_id, "execution_date": when, "conf": conf,
+                   "replace_microseconds": "false"}, token)[0])
+            for dag_id, run_id, when, conf in TRIGGERS]
         rows = {table: (written(v2_db, table, log_after), written(ours_db, table, log_after))
                 for table in NOT_COMPARED}
         dag_id, run_id, when, _conf = TRIGGERS[0]
@@ -181,10 +181,21 @@ def pair(home3: AirflowHome) -> Iterator[Pair]:
              call(ours_port, "POST", f"{PREFIX}/dags/{dag_id}/dag_runs",
                   {"run_id": "other", "execution_date": when}, token)[0]),
         ]
-        yield Pair(home3, v2_db, ours_db, v2_port, ours_port, token, rows, duplicates)
+        yield Pair(home3, v2_db, ours_db, v2_port, ours_port, token, triggers, rows,
+                   duplicates)
     finally:
         stop(v2)
         stop(ours)
+
+
+def test_triggers_accepted(pair: Pair) -> None:
+    """(b) The same runs are accepted by Airflow's v2 API and by the hosted plugin."""
+    for (theirs, ours), (dag_id, run_id, _when, _conf) in zip(pair.triggers, TRIGGERS,
+                                                             strict=True):
+        assert theirs.status == 200, theirs
+        assert ours.status == 200, ours
+        assert ours.body["run_id"] == theirs.body["dag_run_id"] == run_id
+        assert ours.body["message"].startswith(f"Created <DagRun {dag_id} @ "), ours
 
 
 @pytest.mark.parametrize("table", list(NOT_COMPARED))
@@ -233,7 +244,8 @@ def reads() -> list[str]:
               for task in ("extract", "transform", "load")]
     paths += [f"{PREFIX}/dags/chain/dag_runs/2025-03-01T10:00:00.123456/tasks/{task}"
               for task in ("start", "left", "right", "end")]
-    return [*paths, f"{PREFIX}/latest_runs", "/api/v2/dags/~/dagRuns?order_by=run_id"]
+    paths += [f"{PREFIX}/latest_runs", "/api/v2/dags/~/dagRuns?order_by=run_id"]
+    return list(dict.fromkeys(paths))  # each once
 
 
 def differences(theirs: Any, ours: Any, where: str = "") -> list[str]:
