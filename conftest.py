@@ -13,7 +13,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,13 @@ from sqlalchemy import create_engine, insert, text
 from werkzeug.test import Client
 
 from api_plugin.dagfiles import fileloc_hash, load_dags
+from api_plugin.flavors import DagRecord, flavor_named
 from api_plugin.store import Store
-from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, build_tables
+from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, AIRFLOW3
 
 DATA = Path(__file__).parent / "tests" / "data"
-REFERENCE_VERSION = {AIRFLOW1: "1.10.15", AIRFLOW2: "2.10.5"}
+REFERENCE_VERSION = {AIRFLOW1: "1.10.15", AIRFLOW2: "2.10.5", AIRFLOW3: "3.3.2"}
+FLAVOR_NAMES = [AIRFLOW2, AIRFLOW1, AIRFLOW3]
 PG_URL = os.environ.get("API_PLUGIN_TEST_PG_URL")
 PREFIX = "/api/experimental"
 ETL_NIGHTLY_SOURCE = "from airflow import DAG\n# etl_nightly, as dag_code stores it\n"
@@ -49,6 +51,8 @@ def reference_serialized_dag(flavor: str) -> dict[str, Any]:
 
 def _create_sqlite_schema(path: Path, flavor: str) -> None:
     ddl = (DATA / f"airflow-{REFERENCE_VERSION[flavor]}-schema.sql").read_text()
+    # sqlite3's own bookkeeping table, listed by .schema, cannot be created by hand.
+    ddl = ddl.replace("CREATE TABLE sqlite_sequence(name,seq);", "")
     conn = sqlite3.connect(path)
     try:
         conn.executescript(ddl)
@@ -58,7 +62,8 @@ def _create_sqlite_schema(path: Path, flavor: str) -> None:
                 "elasticsearch_id TEXT NOT NULL, created_at TIMESTAMP NOT NULL);"
                 "INSERT INTO log_template VALUES (1, 'f', 'e', '2024-01-01 00:00:00.000000');"
                 'CREATE TABLE "trigger" (id INTEGER PRIMARY KEY, classpath VARCHAR(1000));')
-        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        if flavor != AIRFLOW3:  # the 3.3.2 dump has it
+            conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
         conn.commit()
     finally:
         conn.close()
@@ -73,7 +78,7 @@ def _create_pg_database(flavor: str) -> str:
     admin.dispose()
     url = PG_URL.rsplit("/", 1)[0] + "/" + name
     engine = create_engine(url)
-    build_tables(flavor).metadata.create_all(engine)
+    flavor_named(flavor).build_tables().metadata.create_all(engine)
     engine.dispose()
     return url
 
@@ -85,6 +90,15 @@ def _drop_pg_database(url: str) -> None:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def add_fab_users_table(url: str, flavor: str) -> None:
+    """Airflow 3 keeps FAB's ``ab_user`` only with the FAB auth manager (or after an
+    upgrade from 2.x): create it, as FAB's migrations would, where a test needs it."""
+    if flavor == AIRFLOW3:
+        engine = create_engine(url)
+        flavor_named(AIRFLOW3).build_tables().users.create(engine, checkfirst=True)
+        engine.dispose()
 
 
 def seed_airflow_rows(store: Store) -> None:
@@ -102,6 +116,17 @@ def seed_airflow_rows(store: Store) -> None:
            "max_consecutive_failed_dag_runs": 0, "has_task_concurrency_limits": False}
     with store.write() as conn:
         conn.execute(insert(t.slot_pool).values(**pool))
+        if store.flavor.name == AIRFLOW3:
+            # A fresh 3.x database has two log templates; the dag, its version, the
+            # serialized document and the source as the DAG processor writes them.
+            templates = t.metadata.tables["log_template"]
+            for _ in range(2):
+                conn.execute(insert(templates).values(filename="f", elasticsearch_id="e",
+                                                      created_at=now))
+            store.flavor.store_dag(conn, t, DagRecord(
+                "etl_nightly", document, "0123456789abcdef0123456789abcdef", fileloc,
+                ETL_NIGHTLY_SOURCE, dag), now)
+            return
         conn.execute(insert(t.dag).values(**{k: v for k, v in dag.items() if k in t.dag.c}))
         conn.execute(insert(t.serialized_dag).values(
             dag_id="etl_nightly", fileloc=fileloc, fileloc_hash=fileloc_hash(fileloc),
@@ -120,6 +145,8 @@ class ApiHarness:
     url: str
     store: Store
     client: Client
+    #: Settings a test adds for apps it builds over this database (``app_with``).
+    settings: dict[str, str] = field(default_factory=dict)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.client.open(PREFIX + path, method=method, **kwargs)
@@ -137,7 +164,7 @@ class ApiHarness:
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 
 
-@pytest.fixture(params=[AIRFLOW2, AIRFLOW1])
+@pytest.fixture(params=FLAVOR_NAMES)
 def flavor(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

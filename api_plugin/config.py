@@ -33,6 +33,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "max_body_bytes": str(1024 * 1024),
         "password_cache_seconds": "60",
         "auth_failures_per_minute": "20",
+        "auth_account_failures_per_minute": "60",
+        "auth_host_failures_per_minute": "120",
         "basic_realm": "api_plugin",
     },
     "webserver": {"bind": "127.0.0.1:8080", "workers": "2"},

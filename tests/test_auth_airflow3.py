@@ -205,6 +205,28 @@ def test_a_revoked_token_is_refused_on_the_next_request(airflow3_store: Store) -
     assert client.get(PREFIX + "/test", headers=bearer(mint())).status_code == 200
 
 
+def test_revocation_on_every_database_server(backend: str,
+                                            make_database: Callable[[str, str], str]) -> None:
+    """The revoked_token read on SQLite and PostgreSQL (the table as Airflow creates it)."""
+    store = Store.open(make_database("airflow2", backend))
+    try:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE revoked_token (jti VARCHAR(32) NOT NULL, "
+                                 "exp TIMESTAMP NOT NULL, CONSTRAINT revoked_token_pkey "
+                                 "PRIMARY KEY (jti))")
+        client = jwt_client(store)
+        token = mint(jti="f" * 32)
+        assert client.get(PREFIX + "/test", headers=bearer(token)).status_code == 200
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO revoked_token (jti, exp) VALUES ('" + "f" * 32 + "', "
+                "'2099-01-01 00:00:00')")
+        assert client.get(PREFIX + "/test", headers=bearer(token)).status_code == 401
+        assert client.get(PREFIX + "/test", headers=bearer(mint())).status_code == 200
+    finally:
+        store.dispose()
+
+
 def test_without_a_revoked_token_table_tokens_are_only_checked_cryptographically(
         tmp_path: Path, make_database: Callable[[str, str], str]) -> None:
     store = Store.open(make_database("airflow2", "sqlite"))

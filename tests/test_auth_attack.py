@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import statistics
 import subprocess
@@ -28,7 +29,7 @@ from api_plugin.config import Config
 from api_plugin.mount import build_api, json_not_found, mount_into
 from api_plugin.store import Store
 from api_plugin.store.users import create_user
-from conftest import PREFIX, seed_airflow_rows
+from conftest import PREFIX, add_fab_users_table, seed_airflow_rows
 from tests.test_auth import basic
 from tests.test_serve import free_port, wait_until_up
 
@@ -44,15 +45,23 @@ def realistic_hash(password: str, flavor: str) -> str:
 def sqlite_store(flavor: str, make_database: Callable[[str, str], str]) -> Iterator[Store]:
     """A seeded SQLite database of each flavor: these properties do not depend on the
     database server, so they are measured once per flavor, on SQLite."""
-    store = Store.open(make_database(flavor, "sqlite"))
+    url = make_database(flavor, "sqlite")
+    add_fab_users_table(url, flavor)
+    store = Store.open(url)
     seed_airflow_rows(store)
     yield store
     store.dispose()
 
 
+#: Every failed-login budget off: these tests send many failures on purpose.
+NO_THROTTLE = {"api__auth_failures_per_minute": "0", "api__auth_account_failures_per_minute": "0",
+               "api__auth_host_failures_per_minute": "0"}
+
+
 def client_for(store: Store, **settings_: str) -> Client:
     config = Config.load(environ={}, database__sql_alchemy_conn=str(store.engine.url),
-                         **{"api__auth_backends": "password", **settings_})
+                         **{"api__auth_backends": "password",
+                            "api_auth__jwt_secret": "t" * 64, **settings_})
     return Client(mount_into(json_not_found, build_api(config, store), PREFIX))
 
 
@@ -67,7 +76,7 @@ def timed(client: Client, headers: dict[str, str]) -> float:
 def test_unknown_user_costs_as_much_as_a_wrong_password(sqlite_store: Store,
                                                         flavor: str) -> None:
     create_user(sqlite_store, "alice", realistic_hash("right", flavor))
-    client = client_for(sqlite_store, api__auth_failures_per_minute="0")
+    client = client_for(sqlite_store, **NO_THROTTLE)
     # The very first request of a fresh process is an unknown user: its dummy hash must
     # already be of the users' kind, not a default one.
     first = timed(client, basic("mallory", "guess"))
@@ -105,28 +114,52 @@ def test_failed_logins_are_throttled_without_hashing() -> None:
     assert [attempt(f"bad{i}") for i in range(5)] == [401] * 5
     hashed = sum(checks.values())
     assert [attempt(f"bad{i}") for i in range(50)] == [429] * 50
-    assert attempt("bad", user="nobody") == 429
     assert sum(checks.values()) == hashed  # refused without hashing
+    assert attempt("bad", user="nobody") == 401  # another account keeps its budget
     assert attempt("right") == 200  # a cached success is never throttled
     assert attempt("bad", address="10.0.0.2") == 401  # other clients keep their budget
     now[0] += 61
     assert attempt("bad") == 401
 
 
-@pytest.mark.parametrize("backends", ["password", "deny_all", "password,deny_all"])
+def jwt_shaped() -> st.SearchStrategy[str]:
+    """Unsigned or wrongly signed tokens with Airflow's claims: ``alg: none``, another
+    algorithm, a forged signature."""
+    def segment(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    now = int(time.time())
+    header = st.fixed_dictionaries(
+        {"alg": st.sampled_from(["none", "None", "HS512", "HS256", "RS256", "EdDSA", ""])},
+        optional={"kid": st.sampled_from(["not-used", "", "../../etc/passwd"]),
+                  "typ": st.just("JWT")})
+    times = st.integers(now - 10**6, now + 10**6)
+    claims = st.fixed_dictionaries(
+        {"sub": st.sampled_from(["alice", "admin", ""]),
+         "aud": st.sampled_from(["apache-airflow", "other", ["apache-airflow"]])},
+        optional={"exp": times, "nbf": times, "iat": times, "jti": st.text(max_size=8)})
+    signature = st.sampled_from(["", "AAAA", "c2ln", segment("forged")])
+    return st.tuples(header, claims, signature).map(
+        lambda t: f"{segment(t[0])}.{segment(t[1])}.{t[2]}")
+
+
+@pytest.mark.parametrize("backends", ["password", "deny_all", "password,deny_all",
+                                      "airflow_jwt", "airflow_jwt,password"])
 def test_no_header_combination_passes(sqlite_store: Store, backends: str) -> None:
     create_user(sqlite_store, "alice", bcrypt.hashpw(b"right", bcrypt.gensalt(4)).decode()
-                if sqlite_store.flavor == "airflow1"
+                if sqlite_store.flavor.name == "airflow1"
                 else generate_password_hash("right", method="pbkdf2:sha256:1000"))
     client = client_for(sqlite_store, api__auth_backends=backends,
-                        api__auth_failures_per_minute="0")
-    schemes = st.sampled_from(["Basic", "basic", "BASIC", "Negotiate", "Bearer", "Digest", ""])
+                        **NO_THROTTLE)
+    schemes = st.sampled_from(["Basic", "basic", "BASIC", "Negotiate", "Bearer", "bearer",
+                               "Digest", ""])
     junk = st.one_of(
         st.text(max_size=60),
         st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode()),
         st.tuples(st.sampled_from(["alice", "ALICE", "alice\0", " alice", "", "admin"]),
                   st.sampled_from(["", "wrong", "right\0", "right ", "x" * 100]))
         .map(lambda up: base64.b64encode(f"{up[0]}:{up[1]}".encode()).decode()),
+        jwt_shaped(),
     )
     spoof = st.dictionaries(
         st.sampled_from(["X-Remote-User", "Remote-User", "X-Forwarded-User",

@@ -27,11 +27,18 @@ def _wal_after_triggers(url: str, with_thread: bool) -> int:
         if not with_thread:
             store._checkpointer = None
         base = datetime(2031, 1, 1, tzinfo=UTC)
+        checkpointer = store._checkpointer
         for i in range(150):
+            done = checkpointer.completed if checkpointer is not None else 0
             trigger_dag_run(store, parse_trigger(
                 "example_etl", run_id=f"wal_{with_thread}_{i}",
                 execution_date=(base + timedelta(minutes=i)).isoformat()))
-            time.sleep(0.004)  # a few ms between requests, as a real client leaves
+            # Between requests, as a real client leaves time: wait for the thread's
+            # checkpoint after this commit (bounded by attempts, however busy the machine).
+            for _attempt in range(2000):
+                if checkpointer is None or checkpointer.completed > done:
+                    break
+                time.sleep(0.005)
         assert store.engine.url.database
         return os.path.getsize(store.engine.url.database + "-wal")
     finally:

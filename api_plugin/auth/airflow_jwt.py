@@ -217,8 +217,8 @@ class AirflowJwtBackend:
             claims = self._validated_claims(token)
         except jwt.ExpiredSignatureError:
             return Denied(401, "Token expired")
-        except jwt.PyJWTError:
-            return Denied(401, "Invalid token")
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError, RecursionError):
+            return Denied(401, "Invalid token")  # the library's own refusals, or odd JSON
         subject = claims.get("sub")
         jti = claims.get("jti")
         if not isinstance(subject, str) or not subject or (

@@ -115,7 +115,8 @@ class AuthMiddleware:
                     message = outcome.message
                 extra.extend(outcome.response_headers)
         if refusal is not None:
-            return json_error(start_response, refusal.status, refusal.message)
+            return json_error(start_response, refusal.status, refusal.message,
+                              refusal.response_headers)
         return json_error(start_response, 401, message, (*self._challenges, *extra))
 
     def _let_through(

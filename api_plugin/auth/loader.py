@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from api_plugin.auth.base import AuthBackend, AuthMiddleware, WSGIApp
@@ -39,9 +40,21 @@ def canonical_name(name: str) -> str:
     except KeyError:
         raise UnknownBackend(
             f"unknown auth backend {name!r}; use one of: default, deny_all, password, kerberos, "
-            "airflow_jwt"
+            "airflow_jwt "
             "(or Airflow's dotted names)"
         ) from None
+
+
+def throttle_path(config: Config) -> Path | None:
+    """Where the login budgets are shared by the host's workers: ``[api]
+    auth_throttle_path``, default a file in a private temporary folder; ``:memory:``
+    keeps them per process."""
+    from api_plugin.auth.throttle import default_path
+
+    configured = (config.get("api", "auth_throttle_path") or "").strip()
+    if configured == ":memory:":
+        return None
+    return Path(configured).expanduser() if configured else default_path()
 
 
 def build_backends(config: Config, user_lookup: UserLookup | None = None, *,
@@ -73,6 +86,12 @@ def build_backends(config: Config, user_lookup: UserLookup | None = None, *,
                 realm=config.get("api", "basic_realm") or "api_plugin",
                 cache_seconds=config.getfloat("api", "password_cache_seconds", 60.0),
                 failures_per_minute=config.getint("api", "auth_failures_per_minute", 20),
+                account_failures_per_minute=config.getint(
+                    "api", "auth_account_failures_per_minute", 60),
+                host_failures_per_minute=config.getint(
+                    "api", "auth_host_failures_per_minute", 120),
+                throttle_path=throttle_path(config),
+                throttle_scope=config.sql_alchemy_conn,
             ))
         elif name == "airflow_jwt":
             from api_plugin.auth.airflow_jwt import AirflowJwtBackend

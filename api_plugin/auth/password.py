@@ -6,9 +6,10 @@ same kind, so timing does not tell which usernames exist. A success is remembere
 so a busy client is not charged one bcrypt per request. A remembered login is still
 checked on every request against the user's current stored hash (one indexed read):
 a deactivated user or a changed password stops working on the next request, while a
-good login costs no second hash. Failures are never cached, and each client
-address has a budget of failures per minute (``throttle.py``) past which it is answered
-429 without hashing, so guessing passwords cannot tie up the workers.
+good login costs no second hash. Failures are never cached, and are counted per account
+and client, per account and per host, across the host's workers (``throttle.py``): past
+a budget the answer is 429 without hashing, so guessing passwords cannot tie up the
+workers, and an attack on one account never locks out another.
 
 The users come from ``lookup``: the database's user table, or Airflow 3's simple auth
 manager (``users.py``), which also brings its own ``verify`` and dummy credential.
@@ -25,6 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from api_plugin.auth.base import (
@@ -37,7 +39,7 @@ from api_plugin.auth.base import (
     WSGIApp,
 )
 from api_plugin.auth.hashes import is_bcrypt, verify_password
-from api_plugin.auth.throttle import FailureThrottle
+from api_plugin.auth.throttle import LoginThrottle, Ticket
 
 MAX_HEADER = 8192
 CACHE_SIZE = 1024
@@ -84,17 +86,22 @@ class PasswordBackend:
     name = "password"
 
     def __init__(self, lookup: UserLookup, *, realm: str = "api_plugin",
-                 cache_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 cache_seconds: float = 60.0, clock: Callable[[], float] | None = None,
                  verify: Callable[[str, str], bool] | None = None,
-                 failures_per_minute: int = 20,
+                 failures_per_minute: int = 20, account_failures_per_minute: int = 60,
+                 host_failures_per_minute: int = 120, throttle_path: Path | None = None,
+                 throttle_scope: str = "",
                  sample_hash: Callable[[], str | None] | None = None) -> None:
         self.lookup = lookup
         self.realm = realm
         self.cache_seconds = cache_seconds
-        self.clock = clock
+        self.clock = clock or time.monotonic
         self.verify: Callable[[str, str], bool] = (
             verify or getattr(lookup, "verify", None) or verify_password)
-        self.throttle = FailureThrottle(failures_per_minute, 60.0, clock)
+        # Without a path the budgets live in this process alone (tests, one-process hosts).
+        self.throttle = LoginThrottle(
+            failures_per_minute, account_failures_per_minute, host_failures_per_minute,
+            path=throttle_path, scope=throttle_scope, clock=clock or time.time)
         self._key = os.urandom(32)
         # digest of the credentials -> (expiry, digest of the stored hash they matched)
         self._cache: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
@@ -129,25 +136,34 @@ class PasswordBackend:
             self._forget(digest)
             if stored is None:
                 return Denied(401, "Invalid username or password")
-        address = str(environ.get("REMOTE_ADDR") or "")
-        wait = self.throttle.retry_after(address)
-        if wait:
-            return Denied(429, f"Too many failed logins; retry in {int(wait) + 1} s")
+        ticket = self.throttle.begin(username, str(environ.get("REMOTE_ADDR") or ""))
+        if not isinstance(ticket, Ticket):
+            seconds = str(int(ticket) + 1)
+            return Denied(429, f"Too many failed logins; retry in {seconds} s",
+                          (("Retry-After", seconds),))
+        try:
+            good = self._check(username, password, stored)
+        except BaseException:
+            self.throttle.cancel(ticket)  # nothing was decided
+            raise
+        if good is None:  # the reserved failure stays counted
+            return Denied(401, "Invalid username or password")
+        self.throttle.succeeded(ticket)
+        self._remember(digest, self._digest(good))
+        return Authenticated(username)
+
+    def _check(self, username: str, password: str, stored: str | None) -> str | None:
+        """The stored hash ``password`` matches, or None; one hash either way."""
         if stored is None:
             stored = self.lookup(username)
         if stored is None:
             # An unknown user costs one check against a credential of the kind real users
             # have.
             self.verify(self._unknown_user_credential(), password)
-            self.throttle.record(address)
-            return Denied(401, "Invalid username or password")
+            return None
         if self._dummy_credential is None:
             self._dummy_kind = hash_kind(stored)
-        if not self.verify(stored, password):
-            self.throttle.record(address)
-            return Denied(401, "Invalid username or password")
-        self._remember(digest, self._digest(stored))
-        return Authenticated(username)
+        return stored if self.verify(stored, password) else None
 
     def _digest(self, text: str) -> bytes:
         """A keyed digest: what the cache keeps instead of passwords and hashes."""

@@ -143,6 +143,21 @@ class Airflow3(Airflow2):
             "extra": json.dumps(sent),
         }
 
+    lineage_in_xcoms = False
+
+    def declared_lineage(self, spec: DagSpec) -> dict[str, dict[str, Any]]:
+        """Airflow 3 pushes no ``pipeline_*`` XComs: each task's declared inlets and
+        outlets (assets shown as Airflow's repr), for the tasks that declare any."""
+        lineage: dict[str, dict[str, Any]] = {}
+        for task in spec.tasks.values():
+            sides = {side: task.get(side) or task.get(f"_{side}") for side in
+                     ("inlets", "outlets")}
+            shown = {side: list(value) for side, value in sides.items()
+                     if isinstance(value, list | tuple) and value}
+            if shown:
+                lineage[task.task_id] = shown
+        return lineage
+
     def run_text(self, run: Mapping[str, Any]) -> str:
         return (
             f"<DagRun {run['dag_id']} @ {run['date']}: {run['run_id']}, "

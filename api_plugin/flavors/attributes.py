@@ -83,7 +83,7 @@ RENAMED = {"_downstream_task_ids": "downstream_task_ids", "_inlets": "inlets",
 PROPERTIES = frozenset({"is_setup", "is_teardown", "on_failure_fail_dagrun"})
 
 #: Objects Airflow 2 holds in these attributes, shown as their repr without the memory
-#: address (SPEC §7.5).
+#: address (deliberate difference 5 of docs/differences.rst).
 WEIGHT_STRATEGIES = {
     "downstream": "_DownstreamPriorityWeightStrategy",
     "upstream": "_UpstreamPriorityWeightStrategy",

@@ -161,6 +161,14 @@ class Flavor(ABC):
         """The audit ``log`` row the flavor's API writes on a trigger, if it writes one."""
         return None
 
+    #: Whether a run's lineage is in its ``pipeline_*`` XComs (else: ``declared_lineage``).
+    lineage_in_xcoms: ClassVar[bool] = True
+
+    def declared_lineage(self, spec: DagSpec) -> dict[str, dict[str, Any]]:
+        """A run's lineage from the DAG's definition, for an Airflow that records none
+        per run: nothing by default."""
+        return {}
+
     def lineage_run_key(self, run: Any) -> Any:
         """What the flavor's ``xcom`` table keys a run's values by."""
         return run.run_id

@@ -8,7 +8,8 @@ becomes the readable string of ``airflow.serialization.serde``, never an import 
 class; that string is rebuilt here from the JSON alone. Airflow 1.10 (which has no such
 endpoint; the plugin serves it on that flavor too) pickles the values: they are read
 with the conf's unpickler, which names no class and runs nothing, and a value that is
-not plain data is shown as ``null``.
+not plain data is shown as ``null``. Airflow 3 pushes no such XComs: there the answer
+is each task's declared inlets and outlets, from the DAG's definition.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.sql import Select
 
+from api_plugin.services.common import require_dag_spec
 from api_plugin.services.runs import find_run
 from api_plugin.store import Store
 from api_plugin.store.safe_pickle import UnreadableConf, loads_conf
@@ -37,6 +39,9 @@ _PICKLE_MARK = 0x80  # protocol 2 and later begin with PROTO
 def get_lineage(store: Store, dag_id: str, execution_date: Any) -> dict[str, Any]:
     """``{"task_ids": {task_id: {"inlets": ..., "outlets": ...}}}`` for the run."""
     run = find_run(store, dag_id, execution_date)
+    if not store.flavor.lineage_in_xcoms:
+        declared = store.flavor.declared_lineage(require_dag_spec(store, dag_id))
+        return {"task_ids": dict(sorted(declared.items()))}
     if "xcom" not in store.schema:
         return {"task_ids": {}}
     rows = store.prepared("lineage", _xcoms_query).all(

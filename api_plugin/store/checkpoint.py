@@ -34,6 +34,8 @@ class Checkpointer:
         self._wake = threading.Event()
         self._start_lock = threading.Lock()
         self._pid = 0
+        #: Checkpoints done by this process's thread (read by tests to wait for one).
+        self.completed = 0
 
     def committed(self) -> None:
         """Note a commit; the first in a process starts that process's thread (a
@@ -64,6 +66,7 @@ class Checkpointer:
                                            isolation_level=None, check_same_thread=False)
                 # PASSIVE: copies what no reader still needs, never waits on anyone.
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self.completed += 1
             except sqlite3.Error as exc:  # the next commit tries again
                 log.debug("WAL checkpoint of %s failed: %s", self.path, exc)
                 if conn is not None:

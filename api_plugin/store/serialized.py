@@ -41,21 +41,28 @@ class Shown:
         return hash(self.text)
 
 
-_DATASET_KINDS = ("dataset", "dataset_alias", "dataset_any", "dataset_all")
+_DATASET_KINDS = ("dataset", "dataset_alias", "dataset_any", "dataset_all",
+                  "asset", "asset_alias", "asset_any", "asset_all")
 
 
 def _dataset(kind: str, var: dict[str, Any]) -> Shown:
     """Airflow 2's dataset condition as its attrs/own ``repr()`` writes it."""
     if kind == "dataset":
         return Shown(f"Dataset(uri={var.get('uri')!r}, extra={decode_value(var.get('extra'))!r})")
-    if kind == "dataset_alias":
-        return Shown(f"DatasetAlias(name={var.get('name')!r})")
+    if kind == "asset":  # Airflow 3's rename, with a name and a group
+        return Shown(f"Asset(name={var.get('name')!r}, uri={var.get('uri')!r}, "
+                     f"group={var.get('group')!r}, extra={decode_value(var.get('extra'))!r}, "
+                     "watchers=[])")
+    if kind in ("dataset_alias", "asset_alias"):
+        prefix = "Dataset" if kind.startswith("dataset") else "Asset"
+        return Shown(f"{prefix}Alias(name={var.get('name')!r})")
     parts = []
     for item in var.get("objects") or ():
         if isinstance(item, dict):
             item = _dataset(str(item.get("__type")), item.get("__var", item))
         parts.append(str(item))
-    return Shown(f"{'DatasetAny' if kind == 'dataset_any' else 'DatasetAll'}({', '.join(parts)})")
+    prefix = "Dataset" if kind.startswith("dataset") else "Asset"
+    return Shown(f"{prefix}{'Any' if kind.endswith('_any') else 'All'}({', '.join(parts)})")
 
 
 def decode_value(value: Any) -> Any:

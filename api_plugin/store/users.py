@@ -72,8 +72,18 @@ def user_lookup(store: Store) -> Callable[[str], str | None]:
 
 def create_user(store: Store, username: str, password_hash: str, email: str | None = None,
                 first_name: str = "", last_name: str = "") -> None:
-    """Insert a user row in the flavor's format (the hash already made for the flavor)."""
+    """Insert a user row in the flavor's format (the hash already made for the flavor).
+
+    An Airflow 3 database without FAB's ``ab_user`` has no user table: its simple auth
+    manager keeps users in its configuration and passwords file, which this refuses to
+    guess at.
+    """
     users = store.tables.users
+    if users.name not in store.schema:
+        raise ValueError(
+            f"this database has no {users.name} table: Airflow 3's simple auth manager "
+            "keeps its users in [core] simple_auth_manager_users and the file named by "
+            "[core] simple_auth_manager_passwords_file")
     values: dict[str, object]
     if store.flavor.name == AIRFLOW1:
         values = {"username": username, "email": email or f"{username}@localhost",

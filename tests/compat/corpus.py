@@ -1,7 +1,8 @@
 """The request corpus sent, in this order, to Airflow 2.10.5's webserver and to the plugin.
 
-Each entry is one request. ``differs`` names the SPEC.md §7 item (or §3b row) under which
-the two answers may legitimately differ, and ``check`` decides whether the pair of answers
+Each entry is one request. ``differs`` names the deliberate difference ("7.n": item n of
+docs/differences.rst; "3b": an endpoint beyond the seed) under which the two answers may
+legitimately differ, and ``check`` decides whether the pair of answers
 is that difference and nothing else. Entries without ``differs`` must match exactly after
 normalisation (see ``normalise.py``). Where Airflow 1.10.15 behaves otherwise than 2.10.5,
 ``airflow1`` holds the check for that flavor (``SAME``: must match exactly).
@@ -36,7 +37,7 @@ class Entry:
     differs1: str = ""
 
     def check_for(self, flavor: str) -> tuple[str, Check | None]:
-        """(SPEC item, check) for answers of that flavor; (\"\", None) for exact."""
+        """(difference item, check) for answers of that flavor; (\"\", None) for exact."""
         if flavor == "airflow1" and self.airflow1 is not None:
             return (self.differs1, None if self.airflow1 is SAME else self.airflow1)
         return self.differs, self.check

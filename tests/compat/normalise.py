@@ -7,10 +7,10 @@ Only three things are rewritten, on both sides alike:
   the ``manual__<date>`` run_id made from it, the same date form-encoded inside a
   ``dag_run_url``) becomes ``<now>``; the two servers answer a few milliseconds apart.
 - *Memory addresses* (``<... object at 0x7f...>``): Airflow prints them, the plugin never
-  does (SPEC §7.5), so `` at 0x...`` is removed.
+  does (docs/differences.rst, item 5), so `` at 0x...`` is removed.
 - *Set order*: ``str()`` of a set of task ids (``{'left', 'right'}``) is ordered by the
   process's string hash seed, different in every Airflow process; the plugin sorts
-  (SPEC §7.5: no process-local repr), and the Airflow side's elements are sorted too.
+  (differences item 5: no process-local repr), and the Airflow side's elements are sorted too.
 
 Row ids are not rewritten: both databases are copies of one, and both servers receive
 the same requests in the same order, so ids must agree.

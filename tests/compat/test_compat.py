@@ -3,7 +3,7 @@
 Airflow migrates a database and serializes the DAGs of ``dags/``; two copies of it are
 served, one by Airflow's webserver, one by ``api-plugin serve``. The corpus goes to both
 in the same order and the answers must be equal after normalisation, except where
-SPEC.md §7 lists a deliberate difference (then that difference, and only it, is checked).
+docs/differences.rst lists a deliberate difference (then that difference, and only it, is checked).
 Afterwards each side's database is read by the *other* server, and a run triggered
 through the plugin is executed by Airflow's own scheduler.
 """
