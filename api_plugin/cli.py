@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"api-plugin {__version__}")
     parser.add_argument("--config", help="INI file (default: $API_PLUGIN_CONFIG or "
                         "~/.api_plugin/api_plugin.cfg)")
+    parser.add_argument("--airflow-config", metavar="PATH|auto",
+                        help="also read an Airflow 3 airflow.cfg (database, [api_auth], "
+                        "[api_plugin]; 'auto': $AIRFLOW_CONFIG or $AIRFLOW_HOME/airflow.cfg) "
+                        "under api_plugin's own settings (default: [airflow] config)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the API under gunicorn")
@@ -149,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config = Config.load(args.config)
+        config = Config.load(args.config, airflow_config=args.airflow_config)
         code: int = args.func(args, config)
         return code
     except CliError as exc:

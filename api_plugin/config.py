@@ -4,6 +4,12 @@ Precedence, lowest first: built-in defaults, the INI file (``API_PLUGIN_CONFIG``
 ``~/.api_plugin/api_plugin.cfg``), ``AIRFLOW__SECTION__KEY`` variables (so the plugin can
 share an Airflow deployment's settings), ``API_PLUGIN__SECTION__KEY`` variables, and
 explicit overrides given in code (``section__key=value``).
+
+Beside Airflow 3, an Airflow configuration file can be asked for (``airflow_config=`` in
+code, ``api-plugin --airflow-config``, or ``[airflow] config`` in the INI file or
+``API_PLUGIN__AIRFLOW__CONFIG``; ``auto`` means the file Airflow itself reads). Its
+settings, mapped by ``api_plugin.airflow_config``, sit just above the built-in defaults:
+everything listed above still wins over them.
 """
 
 from __future__ import annotations
@@ -67,12 +73,34 @@ class Config:
         cls,
         path: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
+        airflow_config: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> Config:
-        """Read the INI file and the environment, then apply ``section__key`` overrides."""
+        """Read the INI file and the environment, then apply ``section__key`` overrides;
+        with an Airflow configuration (argument or ``[airflow] config``), its mapped
+        settings go under all of those."""
         env = os.environ if environ is None else environ
         cfg_path = Path(path).expanduser() if path is not None else default_config_path()
-        merged: dict[str, dict[str, str]] = {s: dict(v) for s, v in DEFAULTS.items()}
+        config = cls._merge(DEFAULTS, cfg_path, env, overrides)
+        chosen = airflow_config if airflow_config is not None else config.get("airflow", "config")
+        if not chosen:
+            return config
+        from api_plugin.airflow_config import (
+            AirflowFile,
+            airflow_config_path,
+            settings_from_airflow,
+        )
+
+        airflow_path = airflow_config_path(env) if str(chosen) == "auto" else chosen
+        base = {s: dict(v) for s, v in DEFAULTS.items()}
+        for section, values in settings_from_airflow(AirflowFile(airflow_path, env)).items():
+            base.setdefault(section, {}).update(values)
+        return cls._merge(base, cfg_path, env, overrides)
+
+    @classmethod
+    def _merge(cls, base: Mapping[str, Mapping[str, str]], cfg_path: Path,
+               env: Mapping[str, str], overrides: Mapping[str, Any]) -> Config:
+        merged: dict[str, dict[str, str]] = {s: dict(v) for s, v in base.items()}
         if cfg_path.is_file():
             parser = configparser.ConfigParser(interpolation=None)
             parser.read(cfg_path, encoding="utf-8")

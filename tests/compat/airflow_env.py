@@ -2,16 +2,20 @@
 
 Each Airflow runs from its own virtualenv, made by ``install_airflow.sh``: 2.10.5 in
 ``AIRFLOW_VENV`` (flavor airflow2), 1.10.15 under Python 3.8 in ``AIRFLOW1_VENV``
-(flavor airflow1). The plugin runs in the test's own environment. Databases are SQLite
-files in the home, or for 2.10.5 also databases on the PostgreSQL server of
+(flavor airflow1), 3.3.2 under Python 3.11 in ``AIRFLOW3_VENV`` (flavor airflow3, with
+api_plugin pip-installed beside it so its api-server hosts the plugin). The plugin runs
+in the test's own environment otherwise. Databases are SQLite files in the home (copied
+with SQLite's online backup, so what Airflow 3 still holds in its WAL file is copied
+too), or for 2.10.5 and 3.3.2 also databases on the PostgreSQL server of
 ``API_PLUGIN_TEST_PG_URL`` (copies made with ``CREATE DATABASE ... TEMPLATE``).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -26,7 +30,13 @@ HERE = Path(__file__).parent
 AIRFLOWS = {
     "airflow2": (Path(os.environ.get("AIRFLOW_VENV", "/opt/af2")), HERE / "dags"),
     "airflow1": (Path(os.environ.get("AIRFLOW1_VENV", "/opt/af1")), HERE / "dags1"),
+    "airflow3": (Path(os.environ.get("AIRFLOW3_VENV", "/opt/af3")), HERE / "dags3"),
 }
+#: Airflow 3's simple auth manager users (user:role) and their passwords file's content.
+AIRFLOW3_USERS = "admin:admin,viewer:viewer"
+AIRFLOW3_PASSWORDS = {"admin": "admin-pw", "viewer": "viewer-pw"}
+#: A fixed ``[api_auth] jwt_secret``, so every api-server and the plugin share tokens.
+AIRFLOW3_JWT_SECRET = "compat-suite-jwt-secret-" + "0123456789abcdef" * 4  # >= 64 bytes
 
 
 PG_URL = os.environ.get("API_PLUGIN_TEST_PG_URL")
@@ -58,6 +68,8 @@ class AirflowHome:
 
     def env(self, database: str | None = None) -> dict[str, str]:
         db = database or self.database
+        if self.flavor == "airflow3":
+            return self.env3(db)
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "API_PLUGIN"))},
             "AIRFLOW_HOME": str(self.path),
@@ -83,6 +95,27 @@ class AirflowHome:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         }
 
+    def env3(self, db: str) -> dict[str, str]:
+        """Airflow 3.3.2: LocalExecutor with little parallelism, the simple auth manager
+        with known passwords, a fixed JWT secret, nothing listening beyond loopback."""
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "API_PLUGIN"))},
+            "AIRFLOW_HOME": str(self.path),
+            "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOWS[self.flavor][1]),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": AIRFLOW3_USERS,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.path / "passwords.json"),
+            "AIRFLOW__API_AUTH__JWT_SECRET": AIRFLOW3_JWT_SECRET,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+
     def airflow(self, *args: str, database: str | None = None, timeout: float = 300) -> str:
         done = subprocess.run([str(self.venv / "bin" / "airflow"), *args],
                               env=self.env(database),
@@ -101,7 +134,13 @@ class AirflowHome:
             url = PG_URL.rsplit("/", 1)[0] + "/" + copy
         else:
             target = self.path / f"{name}.db"
-            shutil.copyfile(self.database.removeprefix("sqlite:///"), target)
+            source = sqlite3.connect(self.database.removeprefix("sqlite:///"))
+            copy = sqlite3.connect(target)
+            try:
+                source.backup(copy)  # what `sqlite3 db ".backup copy"` does: WAL included
+            finally:
+                copy.close()
+                source.close()
             url = f"sqlite:///{target}"
         self.copies[name] = url
         return url
@@ -137,6 +176,8 @@ def make_home(path: Path, flavor: str = "airflow2", backend: str = "sqlite") -> 
         if done.returncode != 0:
             raise RuntimeError(f"serialize1.py failed:\n{done.stderr[-3000:]}")
     else:
+        if flavor == "airflow3":
+            (path / "passwords.json").write_text(json.dumps(AIRFLOW3_PASSWORDS))
         home.airflow("db", "migrate")
         home.airflow("dags", "reserialize")
     return home
@@ -155,11 +196,11 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], seconds: float) -> None:
 
 
 def spawn(home: AirflowHome, args: list[str], database: str,
-          log: Path) -> subprocess.Popen[bytes]:
+          log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``airflow <args>`` in its own session (so its children stop with it), output to log."""
     with open(log, "wb") as out:
         return subprocess.Popen([str(home.venv / "bin" / "airflow"), *args],
-                                env=home.env(database),
+                                env={**home.env(database), **(extra_env or {})},
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -168,6 +209,22 @@ def start_webserver(home: AirflowHome, database: str, port: int) -> subprocess.P
                         "--pid", str(home.path / f"webserver-{port}.pid")],
                  database, home.path / f"webserver-{port}.log")
     wait_for(f"http://127.0.0.1:{port}/api/experimental/test", proc, 180)
+    return proc
+
+
+def start_api_server(home: AirflowHome, database: str, port: int,
+                     extra_env: dict[str, str] | None = None,
+                     workers: int = 1) -> subprocess.Popen[bytes]:
+    """Airflow 3's ``airflow api-server`` on 127.0.0.1 (with the plugin pip-installed
+    beside it, so it also answers ``/api/experimental``)."""
+    log = home.path / f"api-server-{port}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(home.venv / "bin" / "airflow"), "api-server", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers)],
+            env={**home.env(database), **(extra_env or {})}, cwd=home.path,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for(f"http://127.0.0.1:{port}/api/v2/monitor/health", proc, 180)
     return proc
 
 
