@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
 from api_plugin.store.checkpoint import Checkpointer
-from api_plugin.store.engine import make_engine
+from api_plugin.store.engine import make_engine, make_read_engine
 from api_plugin.store.flavor import inspect_schema
 from api_plugin.store.locking import hold, writer_lock_for
 from api_plugin.store.prepared import Prepared, PreparedInsert
@@ -44,6 +44,8 @@ class Store:
 
     def __init__(self, engine: Engine, flavor: Flavor, schema: dict[str, set[str]]) -> None:
         self.engine = engine
+        #: The hot reads' engine (``make_read_engine``): one round trip per read.
+        self.read_engine = make_read_engine(engine)
         self.flavor = flavor
         self.tables: Tables = flavor.build_tables(schema)
         self.schema = schema
@@ -119,7 +121,7 @@ class Store:
         """The hot query ``key``, built from this store's tables and compiled once."""
         query = self._prepared.get(key)
         if query is None:
-            query = self._prepared[key] = Prepared(self.engine, build(self.tables))
+            query = self._prepared[key] = Prepared(self.read_engine, build(self.tables))
         return query
 
     def change_marker(self) -> int | None:
@@ -231,6 +233,8 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection (tests, and after a fork)."""
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
         with self._monitor_lock:
             if self._monitor is not None and self._monitor[0] == os.getpid():
                 self._monitor[1].close()

@@ -61,31 +61,19 @@ class Prepared:
         return tuple(merged[name] for name in self.positional)
 
     def all(self, **values: Any) -> list[Any]:
-        """Every row, as named tuples with processed values."""
-        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        """Every row, as named tuples with processed values.
+
+        A connection the database dropped (a restart, an idle timeout) is found out by
+        the query itself; the pool is then emptied and the read made once more on a
+        fresh connection, so a healed server costs no failed request.
+        """
         try:
-            raw = self.engine.raw_connection()
-        except dbapi_error as exc:  # the pool hands the driver's own connect error through
-            raise DBAPIError.instance(None, None, exc, dbapi_error,
-                                      connection_invalidated=True) from exc
-        cursor = None
-        try:
-            cursor = raw.cursor()
-            cursor.execute(self.sql, self._parameters(values))
-            rows = cursor.fetchall()
-            if self.result_processors is None:
-                self.result_processors = self._processors(cursor.description)
-        except dbapi_error as exc:
-            dropped = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
-            if dropped:
-                raw.invalidate(exc)
-            raise DBAPIError.instance(self.sql, values, exc, dbapi_error,
-                                      connection_invalidated=dropped) from exc
-        finally:
-            if cursor is not None:
-                with contextlib.suppress(dbapi_error):
-                    cursor.close()
-            raw.close()
+            rows = self._fetch(values)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            self.engine.dispose()
+            rows = self._fetch(values)
         make = self.row_type._make
         steps = [(i, p) for i, p in enumerate(self.result_processors or ()) if p is not None]
         if not steps:
@@ -97,6 +85,33 @@ class Prepared:
                 cells[i] = processor(cells[i])
             out.append(make(cells))
         return out
+
+    def _fetch(self, values: Mapping[str, Any]) -> list[Any]:
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            raw = self.engine.raw_connection()
+        except dbapi_error as exc:  # the pool hands the driver's own connect error through
+            raise DBAPIError.instance(None, None, exc, dbapi_error,
+                                      connection_invalidated=True) from exc
+        cursor = None
+        try:
+            cursor = raw.cursor()
+            cursor.execute(self.sql, self._parameters(values))
+            rows = list(cursor.fetchall())
+            if self.result_processors is None:
+                self.result_processors = self._processors(cursor.description)
+        except dbapi_error as exc:
+            dropped = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+            if dropped:
+                raw.invalidate(exc)
+            raise DBAPIError.instance(self.sql, dict(values), exc, dbapi_error,
+                                      connection_invalidated=dropped) from exc
+        finally:
+            if cursor is not None:
+                with contextlib.suppress(dbapi_error):
+                    cursor.close()
+            raw.close()
+        return rows
 
     def first(self, **values: Any) -> Any:
         """The first row, or None."""
