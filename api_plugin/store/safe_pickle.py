@@ -14,18 +14,11 @@ import logging
 import pickle
 from typing import Any
 
-from api_plugin.store.decode_budget import (
-    VALUE_BUDGET,
-    Budget,
-    OverBudget,
-    check_size,
-    check_value,
-)
+from api_plugin.store.decode_budget import VALUE_BUDGET, Budget, check_size, check_value
 
 log = logging.getLogger(__name__)
 
 WRITE_PROTOCOL = 4
-MAX_DEPTH = VALUE_BUDGET.max_depth
 
 
 class _NoGlobalsUnpickler(pickle.Unpickler):
@@ -53,8 +46,6 @@ def loads_conf(data: bytes | None, budget: Budget = VALUE_BUDGET) -> Any:
         check_size(data, budget)
         value = _NoGlobalsUnpickler(io.BytesIO(bytes(data))).load()
         check_value(value, budget, plain_only=True)
-    except OverBudget as exc:
-        raise UnreadableConf(str(exc)) from None
-    except Exception as exc:  # any malformed pickle, by construction never executed
+    except Exception as exc:  # over budget, or a malformed pickle (never executed)
         raise UnreadableConf(str(exc)) from None
     return value
