@@ -123,6 +123,27 @@ def table_with(md: MetaData, name: str, keep: ColumnFilter, *items: SchemaItem) 
     return Table(name, md, *kept)
 
 
+def fab_users_table(md: MetaData, keep: ColumnFilter) -> Table:
+    """FAB's ``ab_user``: Airflow 2's users, and Airflow 3's with the FAB auth manager."""
+    return table_with(
+        md, "ab_user", keep,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("first_name", String(256), nullable=False),
+        Column("last_name", String(256), nullable=False),
+        Column("username", String(512), nullable=False, unique=True),
+        Column("password", String(256)),
+        Column("active", Boolean),
+        Column("email", String(512), nullable=False, unique=True),
+        Column("last_login", UtcDateTime),
+        Column("login_count", Integer),
+        Column("fail_login_count", Integer),
+        Column("created_on", UtcDateTime),
+        Column("changed_on", UtcDateTime),
+        Column("created_by_fk", Integer),
+        Column("changed_by_fk", Integer),
+    )
+
+
 def _dag_run_common() -> list[SchemaItem]:
     return [
         Column("id", Integer, primary_key=True, autoincrement=True),
@@ -309,23 +330,7 @@ def build_tables(flavor: str, present: Mapping[str, Collection[str]] | None = No
         Column("source_code", Text, nullable=False),
     )
     if a2:
-        users = table_with(
-            md, "ab_user", keep,
-            Column("id", Integer, primary_key=True, autoincrement=True),
-            Column("first_name", String(256), nullable=False),
-            Column("last_name", String(256), nullable=False),
-            Column("username", String(512), nullable=False, unique=True),
-            Column("password", String(256)),
-            Column("active", Boolean),
-            Column("email", String(512), nullable=False, unique=True),
-            Column("last_login", UtcDateTime),
-            Column("login_count", Integer),
-            Column("fail_login_count", Integer),
-            Column("created_on", UtcDateTime),
-            Column("changed_on", UtcDateTime),
-            Column("created_by_fk", Integer),
-            Column("changed_by_fk", Integer),
-        )
+        users = fab_users_table(md, keep)
     else:
         users = table_with(
             md, "users", keep,

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.types import TypeEngine
 
-from api_plugin.store.tables import Tables, table_with
+from api_plugin.store.tables import Tables, fab_users_table, table_with
 from api_plugin.store.types import UtcDateTime
 
 #: Airflow declares its JSON columns as JSONB on PostgreSQL.
@@ -233,21 +233,7 @@ def build_airflow3_tables(present: Mapping[str, Collection[str]] | None = None) 
     )
     # FAB's users, present when the FAB auth manager is installed or the database was
     # upgraded from 2.x; the simple auth manager keeps its users outside the database.
-    users = table_with(
-        md, "ab_user", keep,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("first_name", String(256), nullable=False),
-        Column("last_name", String(256), nullable=False),
-        Column("username", String(512), nullable=False, unique=True),
-        Column("password", String(256)),
-        Column("active", Boolean),
-        Column("email", String(512), nullable=False, unique=True),
-        Column("last_login", UtcDateTime),
-        Column("login_count", Integer),
-        Column("fail_login_count", Integer),
-        Column("created_on", UtcDateTime),
-        Column("changed_on", UtcDateTime),
-    )
+    users = fab_users_table(md, keep)
     xcom = table_with(
         md, "xcom", keep,
         Column("dag_run_id", Integer, nullable=False),
