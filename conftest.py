@@ -208,7 +208,7 @@ def make_database(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
 
 @pytest.fixture
 def api(
-    flavor: str, backend: str, make_database: Callable[[str, str], str]
+    flavor: str, backend: str, make_database: Callable[[str, str], str], tmp_path: Path
 ) -> Iterator[ApiHarness]:
     """The plugin over a seeded database: etl_nightly (Airflow's own serialization) and
     the packaged example_etl (loaded through ``dags load``)."""
@@ -220,7 +220,37 @@ def api(
     store = Store.open(url)
     seed_airflow_rows(store)
     load_dags(store, example_dags_dir())
-    config = Config.load(environ={}, database__sql_alchemy_conn=url, api__auth_backend="default")
+    # The login throttle's file of this test alone: no budget shared with other tests
+    # (or another test run on the same machine).
+    settings = {"api__auth_throttle_path": str(tmp_path / "throttle" / "t.sqlite3")}
+    config = Config.load(environ={}, database__sql_alchemy_conn=url, api__auth_backend="default",
+                         **settings)
     app = mount_into(json_not_found, build_api(config, store), PREFIX)
-    yield ApiHarness(flavor, backend, url, store, LoopbackClient(app))
+    yield ApiHarness(flavor, backend, url, store, LoopbackClient(app), settings)
     store.dispose()
+
+
+def cheap_hash(password: str, flavor: str) -> str:
+    """A real hash of the flavor's kind at the lowest cost, so route matrices stay fast."""
+    import bcrypt
+    from werkzeug.security import generate_password_hash
+
+    if flavor == AIRFLOW1:
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+    return generate_password_hash(password, method="pbkdf2:sha256:1000")
+
+
+@pytest.fixture
+def users(api: ApiHarness, tmp_path: Path) -> dict[str, str]:
+    """A user ``alice`` (password ``s3cret``) where the flavor keeps users: the user
+    table, or on a fresh Airflow 3 the simple auth manager's users and passwords file."""
+    from api_plugin.store.users import create_user
+
+    if api.flavor == AIRFLOW3:
+        passwords = tmp_path / "passwords.json"
+        passwords.write_text('{"alice": "s3cret"}')
+        api.settings.update(core__simple_auth_manager_users="alice:admin",
+                            core__simple_auth_manager_passwords_file=str(passwords))
+    else:
+        create_user(api.store, "alice", cheap_hash("s3cret", api.flavor))
+    return {"alice": "s3cret"}

@@ -65,25 +65,6 @@ def app_with(api: ApiHarness, backends: str) -> Client:
     return Client(mount_into(json_not_found, build_api(config, api.store), PREFIX))
 
 
-def cheap_hash(password: str, flavor: str) -> str:
-    """A real hash of the flavor's kind at the lowest cost, so the route matrix stays fast."""
-    if flavor == "airflow1":
-        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
-    return generate_password_hash(password, method="pbkdf2:sha256:1000")
-
-
-@pytest.fixture
-def users(api: ApiHarness, tmp_path: Any) -> dict[str, str]:
-    if api.flavor == "airflow3":  # a fresh Airflow 3: the simple auth manager's users
-        passwords = tmp_path / "passwords.json"
-        passwords.write_text('{"alice": "s3cret"}')
-        api.settings.update(core__simple_auth_manager_users="alice:admin",
-                            core__simple_auth_manager_passwords_file=str(passwords))
-    else:
-        create_user(api.store, "alice", cheap_hash("s3cret", api.flavor))
-    return {"alice": "s3cret"}
-
-
 @pytest.mark.parametrize("method,path", route_paths())
 @pytest.mark.parametrize("backends", ["deny_all", "password", "airflow.api.auth.backend.basic_auth",
                                       "password,deny_all", "airflow_jwt",

@@ -339,7 +339,10 @@ def test_chained_with_password_and_deny_all(airflow3_store: Store, tmp_path: Pat
     assert reversed_chain.get(PREFIX + "/test", headers=bearer(mint())).status_code == 200
     deny = jwt_client(airflow3_store, "airflow_jwt,deny_all")
     assert deny.get(PREFIX + "/test", headers=bearer(mint())).status_code == 200
-    assert deny.get(PREFIX + "/test").status_code == 403
+    # No credentials at all: told how to send some (the Bearer challenge), not refused.
+    bare_deny = deny.get(PREFIX + "/test")
+    assert bare_deny.status_code == 401
+    assert bare_deny.headers.getlist("WWW-Authenticate") == ["Bearer"]
     assert deny.get(PREFIX + "/test", headers=bearer("junk")).status_code == 403
     deny_first = jwt_client(airflow3_store, "deny_all,airflow_jwt")
     assert deny_first.get(PREFIX + "/test", headers=bearer(mint())).status_code == 200

@@ -132,13 +132,16 @@ def test_spraying_many_accounts_keeps_hashing_bounded(harness: Harness) -> None:
 def test_workers_share_the_budgets_through_the_file(tmp_path: Path) -> None:
     path = tmp_path / "shared" / "t.sqlite3"
     workers = [Harness(path), Harness(path)]
-    answers = Counter(workers[i % 2].attempt("alice", f"g{i}", ADDRESSES[i]) for i in range(40))
+    answers = Counter(workers[i % 2].attempt("alice", f"guess-number-{i}", ADDRESSES[i])
+                      for i in range(40))
     assert answers == {401: 12, 429: 28}
     alone = [Harness(None), Harness(None)]  # per-process budgets would add up
-    answers = Counter(alone[i % 2].attempt("alice", f"g{i}", ADDRESSES[i]) for i in range(40))
+    answers = Counter(alone[i % 2].attempt("alice", f"guess-number-{i}", ADDRESSES[i])
+                      for i in range(40))
     assert answers == {401: 24, 429: 16}
     content = b"".join(p.read_bytes() for p in path.parent.iterdir())
-    for secret in (b"alice", b"right-a", b"g1", ADDRESSES[0].encode()):
+    # Secrets long enough that random digest bytes cannot spell them by chance.
+    for secret in (b"alice", b"right-a", b"guess-number-1", ADDRESSES[0].encode()):
         assert secret not in content  # keyed digests only
     assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
 

@@ -10,7 +10,7 @@ from gunicorn.config import Config as GunicornConfig
 
 from api_plugin.gunicorn_logging import TimeoutAwareLogger
 from conftest import ApiHarness
-from tests.test_auth import app_with, basic, cheap_hash
+from tests.test_auth import app_with, basic
 
 
 def test_the_404_outside_the_prefix_shows_non_ascii(api: ApiHarness) -> None:
@@ -62,15 +62,13 @@ def test_serve_uses_the_timeout_aware_logger() -> None:
     assert cfg.logger_class is TimeoutAwareLogger
 
 
-def test_password_deny_all_challenges_a_client_without_credentials(api: ApiHarness) -> None:
-    from api_plugin.store.users import create_user
-
-    create_user(api.store, "alice", cheap_hash("right", api.flavor))
+def test_password_deny_all_challenges_a_client_without_credentials(
+        api: ApiHarness, users: dict[str, str]) -> None:
     client = app_with(api, "password,deny_all")
     response = client.get("/api/experimental/test")
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
-    assert client.get("/api/experimental/test", headers=basic("alice", "right")).json == {
+    assert client.get("/api/experimental/test", headers=basic("alice", users["alice"])).json == {
         "status": "OK"}
     assert client.get("/api/experimental/test",
                       headers=basic("alice", "wrong")).status_code in (401, 403)
