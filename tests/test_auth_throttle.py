@@ -26,7 +26,7 @@ from werkzeug.test import Client
 
 from api_plugin.auth.hashes import verify_password
 from api_plugin.auth.password import PasswordBackend
-from api_plugin.auth.throttle import LoginThrottle, client_key
+from api_plugin.auth.throttle import LoginThrottle, Ticket, client_key
 from api_plugin.config import Config
 from api_plugin.mount import build_api, json_not_found, mount_into
 from api_plugin.store import Store
@@ -280,3 +280,20 @@ def test_twenty_addresses_two_workers_get_the_account_budget(
     assert _get(port, basic("bob", "right-bob"), sources[0]) == 200
     assert _get(port, basic("alice", "right-alice"), "127.0.0.99") == 429  # a new client
     assert throttle_file.is_file()
+
+
+def test_a_damaged_budgets_file_never_refuses_logins(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A budgets file that cannot be used (here: not a database at all) costs the host its
+    shared counts, never its users' logins: the worker counts on its own and says so."""
+    path = tmp_path / "shared" / "t.sqlite3"
+    throttle = LoginThrottle(5, 12, 40, path=path)
+    path.write_bytes(b"this is not a database" * 100)
+    ticket = throttle.begin("alice", "192.0.2.1")
+    assert isinstance(ticket, Ticket)
+    throttle.succeeded(ticket)
+    assert not throttle.shared
+    assert "keeps its own budgets" in caplog.text
+    for _ in range(5):
+        assert isinstance(throttle.begin("bob", "192.0.2.2"), Ticket)
+    assert not isinstance(throttle.begin("bob", "192.0.2.2"), Ticket)  # still budgeted

@@ -35,6 +35,7 @@ load balancer the account budget is per host (multiply by the hosts).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -48,8 +49,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 WINDOW = 60.0
 KNOWN_SECONDS = 7 * 24 * 3600.0
@@ -103,6 +106,10 @@ def _private_file(path: Path) -> bool:
         return False
 
 
+#: Connections a forked child inherited: kept open, never used (see ``_connection``).
+_INHERITED: list[sqlite3.Connection] = []
+
+
 @dataclass(frozen=True)
 class Ticket:
     """A reserved failure: left in place when the check fails, taken back on success."""
@@ -150,6 +157,10 @@ class LoginThrottle:
     def _connection(self) -> sqlite3.Connection:
         """This process's connection (reopened after a fork), the schema and the key."""
         if self._conn is None or self._pid != os.getpid():
+            if self._conn is not None:
+                # Inherited through a fork: never closed here, since closing any handle
+                # of the file drops this process's locks on it (SQLite's fork rule).
+                _INHERITED.append(self._conn)
             conn = sqlite3.connect(self._location, timeout=10.0, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")
@@ -173,8 +184,8 @@ class LoginThrottle:
             return Ticket(0, b"")
         now = self.clock()
         since = now - self.window
-        with self._lock:
-            conn = self._connection()
+
+        def reserve(conn: sqlite3.Connection) -> Ticket | float:
             account_key = self._digest("account", account.lower())
             pair = self._digest("pair", account.lower(), client_key(address))
             conn.execute("BEGIN IMMEDIATE")
@@ -189,9 +200,26 @@ class LoginThrottle:
                     (pair, account_key, now))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             return Ticket(int(cursor.lastrowid or 0), pair)
+
+        return self._using(reserve)
+
+    def _using(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``work`` on this process's connection, under the lock. A budgets file that
+        fails (damaged, removed, a full disk) never turns into refused logins: this
+        worker logs it and keeps its own budgets in memory from then on."""
+        with self._lock:
+            try:
+                return work(self._connection())
+            except sqlite3.Error as exc:
+                if not self.shared:
+                    raise
+                log.warning("login budgets file %s failed (%s): this worker keeps its own "
+                            "budgets from now on", self._location, exc)
+                self._location, self._conn = ":memory:", None
+                return work(self._connection())
 
     def _spent(self, conn: sqlite3.Connection, pair: bytes, account_key: bytes, since: float,
                now: float) -> float:
@@ -222,8 +250,8 @@ class LoginThrottle:
         if not self.enabled:
             return
         now = self.clock()
-        with self._lock:
-            conn = self._connection()
+
+        def forget(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("DELETE FROM failures WHERE pair = ?", (ticket.pair,))
@@ -235,12 +263,21 @@ class LoginThrottle:
                                  "ORDER BY until DESC LIMIT -1 OFFSET ?)", (MAX_KNOWN,))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
+
+        self._using(forget)
 
     def cancel(self, ticket: Ticket) -> None:
         """Nothing was decided (the check itself failed): take the reservation back."""
         if not self.enabled or not ticket.row:
             return
-        with self._lock:
-            self._connection().execute("DELETE FROM failures WHERE id = ?", (ticket.row,))
+        self._using(lambda conn: conn.execute("DELETE FROM failures WHERE id = ?",
+                                              (ticket.row,)))
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open (a failed BEGIN leaves none)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
