@@ -180,7 +180,7 @@ class Config:
     @property
     def allowed_run_id_pattern(self) -> str | None:
         """``[scheduler] allowed_run_id_pattern``, Airflow's own setting (None: its default)."""
-        from api_plugin.services.run_ids import validate_pattern
+        from api_plugin.run_ids import validate_pattern
 
         pattern = (self.get("scheduler", "allowed_run_id_pattern") or "").strip()
         return validate_pattern(pattern) if pattern else None

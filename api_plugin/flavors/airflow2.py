@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from api_plugin.flavors.attributes import AIRFLOW2_DEFAULTS, airflow2_finish, base_attributes
 from api_plugin.flavors.base import DagRecord, Flavor, TriggerInput, form_date, quoted
 from api_plugin.flavors.intervals import manual_data_interval
+from api_plugin.run_ids import AIRFLOW2_GENERATED_PATTERN
 from api_plugin.store.keys import fileloc_hash
 from api_plugin.store.safe_pickle import dumps_conf
 from api_plugin.store.serialized import DagSpec, TaskSpec
@@ -23,6 +24,7 @@ class Airflow2(Flavor):
     """A database made by Airflow 2.x."""
 
     name = AIRFLOW2
+    generated_run_id_pattern = AIRFLOW2_GENERATED_PATTERN
     task_defaults: ClassVar[dict[str, Any]] = AIRFLOW2_DEFAULTS
 
     def recognises(self, schema: Mapping[str, Collection[str]]) -> bool:

@@ -24,6 +24,7 @@ from api_plugin.flavors.airflow2 import Airflow2, write_dag_row
 from api_plugin.flavors.attributes import AIRFLOW2_DEFAULTS, airflow2_finish, base_attributes
 from api_plugin.flavors.base import DagRecord, TriggerInput, quoted
 from api_plugin.flavors.intervals import CRON_PRESETS, timetable_data_interval
+from api_plugin.run_ids import AIRFLOW3_GENERATED_PATTERN
 from api_plugin.store.keys import uuid7_hex
 from api_plugin.store.serialized import DagSpec, TaskSpec
 from api_plugin.store.tables import AIRFLOW3, Tables
@@ -50,6 +51,7 @@ class Airflow3(Airflow2):
 
     name = AIRFLOW3
     executor_config_protocol = 5
+    generated_run_id_pattern = AIRFLOW3_GENERATED_PATTERN
     task_defaults: ClassVar[dict[str, Any]] = AIRFLOW3_DEFAULTS
 
     def recognises(self, schema: Mapping[str, Collection[str]]) -> bool:

@@ -68,6 +68,9 @@ class Flavor(ABC):
     iso_dates_in_errors: ClassVar[bool] = False
     #: Pickle protocol of the ``executor_config`` written into new task instances.
     executor_config_protocol: ClassVar[int] = 4
+    #: The run ids the flavor's Airflow generates, always allowed beside
+    #: ``[scheduler] allowed_run_id_pattern``; None: its Airflow checks no run id.
+    generated_run_id_pattern: ClassVar[str | None] = None
 
     def __str__(self) -> str:
         return self.name

@@ -10,23 +10,13 @@ from typing import Any
 
 from api_plugin import __version__
 from api_plugin.rendering import Rendered
+from api_plugin.run_ids import DEFAULT_ALLOWED_PATTERN, RunIdRule, check_run_id
 from api_plugin.services import dags, lineage, pools, runs, tasks
-from api_plugin.services.run_ids import (
-    AIRFLOW2_GENERATED_PATTERN,
-    AIRFLOW3_GENERATED_PATTERN,
-    DEFAULT_ALLOWED_PATTERN,
-    RunIdRule,
-    check_run_id,
-)
 from api_plugin.services.trigger import parse_trigger, trigger_dag_run
 from api_plugin.store import Store
 
 #: The health answer, its JSON encoded once.
 _TEST_ANSWER = Rendered({"status": "OK"})
-#: Flavors whose Airflow checks client-chosen run ids, with the pattern of the ids that
-#: Airflow generates itself (Airflow 1.10 checks nothing).
-GENERATED_RUN_IDS = {"airflow2": AIRFLOW2_GENERATED_PATTERN,
-                     "airflow3": AIRFLOW3_GENERATED_PATTERN}
 
 
 class ApiService:
@@ -34,7 +24,7 @@ class ApiService:
 
     def __init__(self, store: Store, *, allowed_run_id_pattern: str | None = None) -> None:
         self.store = store
-        generated = GENERATED_RUN_IDS.get(store.flavor.name)
+        generated = store.flavor.generated_run_id_pattern
         self.run_id_rule = None if generated is None else RunIdRule(
             allowed_run_id_pattern or DEFAULT_ALLOWED_PATTERN, generated)
 
