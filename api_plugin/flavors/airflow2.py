@@ -39,10 +39,10 @@ class Airflow2(Flavor):
         return f"{base}/dags/{quoted(dag_id)}/graph?execution_date={form_date(run_date)}"
 
     def created_message(self, request: TriggerInput, row: Mapping[str, Any]) -> str:
-        return (
-            f"Created <DagRun {request.dag_id} @ {request.when}: {request.run_id}, "
-            f"state:queued, queued_at: {row.get('queued_at')}. externally triggered: True>"
-        )
+        return "Created " + self.run_text({
+            "dag_id": request.dag_id, "date": request.when, "run_id": request.run_id,
+            "state": "queued", "queued_at": row.get("queued_at"), "external_trigger": True,
+            "run_type": "manual"})
 
     def run_row(self, spec: DagSpec, request: TriggerInput, dag: Mapping[str, Any]
                 ) -> dict[str, Any]:
@@ -81,8 +81,12 @@ class Airflow2(Flavor):
         return (
             f"<DagRun {run['dag_id']} @ {run['date']}: {run['run_id']}, "
             f"state:{run['state']}, queued_at: {run.get('queued_at')}. "
-            f"externally triggered: {bool(run.get('external_trigger'))}>"
+            f"{self.run_text_ending(run)}>"
         )
+
+    def run_text_ending(self, run: Mapping[str, Any]) -> str:
+        """The last part of ``str(dag_run)``, the one that differs between versions."""
+        return f"externally triggered: {bool(run.get('external_trigger'))}"
 
     def task_instance_answer(self, columns: dict[str, Any], run: Mapping[str, Any]
                              ) -> dict[str, Any]:

@@ -65,12 +65,6 @@ class Airflow3(Airflow2):
     def run_url(self, dag_id: str, run_date: datetime | None, run_id: str, base: str) -> str:
         return f"{base}/dags/{quoted(dag_id)}/runs/{quoted(run_id)}"
 
-    def created_message(self, request: TriggerInput, row: Mapping[str, Any]) -> str:
-        return (
-            f"Created <DagRun {request.dag_id} @ {request.when}: {request.run_id}, "
-            f"state:queued, queued_at: {row.get('queued_at')}. run_type: manual>"
-        )
-
     def check_triggerable(self, dag: Mapping[str, Any]) -> None:
         dag_id = dag["dag_id"]
         if dag.get("is_stale"):
@@ -161,12 +155,8 @@ class Airflow3(Airflow2):
                 lineage[task.task_id] = shown
         return lineage
 
-    def run_text(self, run: Mapping[str, Any]) -> str:
-        return (
-            f"<DagRun {run['dag_id']} @ {run['date']}: {run['run_id']}, "
-            f"state:{run['state']}, queued_at: {run.get('queued_at')}. "
-            f"run_type: {run.get('run_type')}>"
-        )
+    def run_text_ending(self, run: Mapping[str, Any]) -> str:
+        return f"run_type: {run.get('run_type')}"
 
     def task_instance_answer(self, columns: dict[str, Any], run: Mapping[str, Any]
                              ) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.types import TypeEngine
 
-from api_plugin.store.tables import Tables, fab_users_table, table_with
+from api_plugin.store.tables import ColumnFilter, Tables, fab_users_table, table_with
 from api_plugin.store.types import UtcDateTime
 
 #: Airflow declares its JSON columns as JSONB on PostgreSQL.
@@ -39,6 +39,14 @@ Json: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
 #: UUIDv7 ids: 32 hex digits in text, PostgreSQL's own ``uuid`` type there (read back
 #: in its dashed form, as Airflow reads them).
 UuidId: TypeEngine[Any] = String(32).with_variant(UUID(as_uuid=False), "postgresql")
+
+
+def revoked_token_table(md: MetaData, keep: ColumnFilter = lambda _t, _c: True) -> Table:
+    """The ``jti`` of every token ``/api/v2/auth/logout`` revoked, until it expires."""
+    return table_with(md, "revoked_token", keep,
+                      Column("jti", String(32), primary_key=True),
+                      Column("exp", UtcDateTime, nullable=False),
+                      Index("idx_revoked_token_exp", "exp"))
 
 
 def build_airflow3_tables(present: Mapping[str, Collection[str]] | None = None) -> Tables:
@@ -55,7 +63,7 @@ def build_airflow3_tables(present: Mapping[str, Collection[str]] | None = None) 
                Column("active", Boolean),
                Column("version", String(200)),
                Column("last_refreshed", UtcDateTime))
-    log_template = table_with(
+    table_with(
         md, "log_template", keep,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("filename", Text, nullable=False),
@@ -262,11 +270,7 @@ def build_airflow3_tables(present: Mapping[str, Collection[str]] | None = None) 
         Column("extra", Text),
         Column("try_number", Integer),
     )
-    table_with(md, "revoked_token", keep,
-               Column("jti", String(32), primary_key=True),
-               Column("exp", UtcDateTime, nullable=False),
-               Index("idx_revoked_token_exp", "exp"))
-    del log_template
+    revoked_token_table(md, keep)
 
     def existing(table: Table) -> Table | None:
         return table if present is None or table.name in present else None

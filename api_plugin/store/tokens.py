@@ -9,23 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Column, MetaData, String, Table, bindparam, inspect, select
+from sqlalchemy import MetaData, bindparam, inspect, select
 
 from api_plugin.store import Store
-from api_plugin.store.types import UtcDateTime
+from api_plugin.store.tables_airflow3 import revoked_token_table
 
-REVOKED_TOKEN = "revoked_token"
-
-_revoked_token = Table(
-    REVOKED_TOKEN, MetaData(),
-    Column("jti", String(32), primary_key=True),
-    Column("exp", UtcDateTime, nullable=False),
-)
+#: Built on its own, since the check runs on databases of every flavor that have it.
+_revoked_token = revoked_token_table(MetaData())
+REVOKED_TOKEN = _revoked_token.name
 
 
 def has_table(store: Store, name: str) -> bool:
     """Whether the database has table ``name`` (from the schema read at start-up, else
-    asked once of the database)."""
+    asked once of the database, for a table made since)."""
     if name in store.schema:
         return True
     return bool(inspect(store.engine).has_table(name))
