@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import create_engine, insert, text
 from werkzeug.test import Client
 
-from api_plugin.dagfiles import fileloc_hash, load_dags
+from api_plugin.cli.dagfiles import fileloc_hash, load_dags
 from api_plugin.flavors import DagRecord, flavor_named
 from api_plugin.store import Store
 from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, AIRFLOW3
@@ -212,9 +212,9 @@ def api(
 ) -> Iterator[ApiHarness]:
     """The plugin over a seeded database: etl_nightly (Airflow's own serialization) and
     the packaged example_etl (loaded through ``dags load``)."""
-    from api_plugin.cli import example_dags_dir
-    from api_plugin.config import Config
-    from api_plugin.mount import build_api, json_not_found, mount_into
+    from api_plugin.cli.main import example_dags_dir
+    from api_plugin.serving.mount import build_api, json_not_found, mount_into
+    from api_plugin.settings.config import Config
 
     url = make_database(flavor, backend)
     store = Store.open(url)

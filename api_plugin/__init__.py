@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from api_plugin.config import Config
+    from api_plugin.settings.config import Config
 
 
 def create_app(config: Config | None = None, **overrides: Any) -> Any:
@@ -16,7 +16,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Any:
     ``config`` defaults to the configuration read from the INI file and the
     environment; ``overrides`` are ``section__key`` settings applied on top.
     """
-    from api_plugin.mount import build_application
+    from api_plugin.serving.mount import build_application
 
     return build_application(config, **overrides)
 

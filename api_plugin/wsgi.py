@@ -6,6 +6,6 @@ engine, flavor detection and table metadata are start-up work, not request work.
 
 from __future__ import annotations
 
-from api_plugin.mount import build_application
+from api_plugin.serving.mount import build_application
 
 application = build_application()

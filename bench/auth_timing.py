@@ -34,8 +34,8 @@ def main() -> int:
     from werkzeug.security import generate_password_hash
     from werkzeug.test import Client
 
-    from api_plugin.config import Config
-    from api_plugin.mount import build_application
+    from api_plugin.serving.mount import build_application
+    from api_plugin.settings.config import Config
     from api_plugin.store import Store
     from api_plugin.store.users import create_user
 

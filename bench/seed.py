@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from api_plugin.cli import example_dags_dir
-from api_plugin.dagfiles import load_dags
+from api_plugin.cli.dagfiles import load_dags
+from api_plugin.cli.main import example_dags_dir
 from api_plugin.services import ApiService
 from api_plugin.store import Store
 

@@ -79,7 +79,7 @@ def test_the_newest_version_is_the_definition(api: ApiHarness, tmp_path: Any) ->
     (tmp_path / "example_etl.yaml").write_text(
         "dag_id: example_etl\nschedule: '@daily'\nstart_date: 2024-01-01\n"
         "tasks:\n  - {task_id: only, operator: BashOperator, bash_command: echo v2}\n")
-    from api_plugin.dagfiles import load_dags
+    from api_plugin.cli.dagfiles import load_dags
 
     load_dags(api.store, tmp_path)
     load_dags(api.store, tmp_path)  # unchanged: no third version

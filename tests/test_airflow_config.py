@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from api_plugin.airflow_config import (
+from api_plugin.cli.main import main
+from api_plugin.serving.per_process import PerProcessApp
+from api_plugin.settings.airflow import (
     AirflowConf,
     AirflowFile,
     MissingAirflowConfig,
@@ -24,9 +26,7 @@ from api_plugin.airflow_config import (
     hosted_config,
     settings_from_airflow,
 )
-from api_plugin.cli import main
-from api_plugin.config import Config
-from api_plugin.per_process import PerProcessApp
+from api_plugin.settings.config import Config
 
 AIRFLOW_CFG = """\
 [core]
@@ -250,11 +250,11 @@ def test_package_imports_without_airflow(tmp_path: Path) -> None:
         import api_plugin
         names = [m.name for m in pkgutil.walk_packages(api_plugin.__path__, "api_plugin.")]
         for name in names:
-            if name not in ("api_plugin.airflow_plugin", "api_plugin.auth.kerberos"):
+            if name not in ("api_plugin.serving.airflow_plugin", "api_plugin.auth.kerberos"):
                 importlib.import_module(name)
         assert not [m for m in sys.modules if m.split(".")[0] in ("airflow", "a2wsgi")]
         try:
-            importlib.import_module("api_plugin.airflow_plugin")
+            importlib.import_module("api_plugin.serving.airflow_plugin")
         except ImportError as exc:
             print("plugin needs airflow:", exc)
         print(len(names), "modules")

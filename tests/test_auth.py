@@ -20,11 +20,11 @@ from api_plugin.auth.hashes import hash_password, verify_password
 from api_plugin.auth.loader import UnknownBackend, build_backends, canonical_name
 from api_plugin.auth.password import PasswordBackend, hash_kind
 from api_plugin.auth.simple import DefaultBackend
-from api_plugin.config import Config
-from api_plugin.mount import build_api, json_not_found, mount_into
-from api_plugin.routes import ROUTES
+from api_plugin.serving.mount import build_api, json_not_found, mount_into
+from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from api_plugin.store.users import create_user
+from api_plugin.web.routes import ROUTES
 from conftest import PREFIX, ApiHarness
 
 SAMPLE_ARGS = {"dag_id": "example_etl", "execution_date": "2025-01-01T00:00:00",

@@ -36,8 +36,8 @@ from api_plugin.auth.users import (
     parse_simple_users,
     user_source,
 )
-from api_plugin.config import Config
-from api_plugin.mount import build_api, json_not_found, mount_into
+from api_plugin.serving.mount import build_api, json_not_found, mount_into
+from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from api_plugin.store.users import UserTable
 from conftest import DATA, PREFIX

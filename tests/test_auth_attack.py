@@ -24,8 +24,8 @@ from werkzeug.security import generate_password_hash
 from werkzeug.test import Client
 
 from api_plugin.auth.password import PasswordBackend
-from api_plugin.config import Config
-from api_plugin.mount import build_api, json_not_found, mount_into
+from api_plugin.serving.mount import build_api, json_not_found, mount_into
+from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from api_plugin.store.users import create_user
 from conftest import PREFIX, add_fab_users_table, seed_airflow_rows

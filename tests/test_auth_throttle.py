@@ -27,8 +27,8 @@ from werkzeug.test import Client
 from api_plugin.auth.hashes import verify_password
 from api_plugin.auth.password import PasswordBackend
 from api_plugin.auth.throttle import LoginThrottle, Ticket, client_key
-from api_plugin.config import Config
-from api_plugin.mount import build_api, json_not_found, mount_into
+from api_plugin.serving.mount import build_api, json_not_found, mount_into
+from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from api_plugin.store.users import create_user
 from conftest import PREFIX, seed_airflow_rows

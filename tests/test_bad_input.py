@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from api_plugin.config import Config
-from api_plugin.mount import build_api, json_not_found, mount_into
-from api_plugin.web_input import MAX_JSON_DEPTH
+from api_plugin.serving.mount import build_api, json_not_found, mount_into
+from api_plugin.settings.config import Config
+from api_plugin.web.web_input import MAX_JSON_DEPTH
 from conftest import PREFIX, ApiHarness, LoopbackClient
 
 RUN = "2025-01-01T00:00:00+00:00"

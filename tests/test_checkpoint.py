@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import event
 
-from api_plugin.cli import example_dags_dir
-from api_plugin.dagfiles import load_dags
+from api_plugin.cli.dagfiles import load_dags
+from api_plugin.cli.main import example_dags_dir
 from api_plugin.services.trigger import parse_trigger, trigger_dag_run
 from api_plugin.store import AIRFLOW2, Store
 

@@ -16,14 +16,14 @@ from typing import Any
 import jwt
 import pytest
 
-from api_plugin.cli import example_dags_dir
+from api_plugin.cli.dagfiles import load_dags
+from api_plugin.cli.main import example_dags_dir
 from api_plugin.client import get_client
 from api_plugin.client.base import ApiClient, ClientConnectionError
 from api_plugin.client.json_client import JsonClient
 from api_plugin.client.local_client import LocalClient
-from api_plugin.config import Config
-from api_plugin.dagfiles import load_dags
 from api_plugin.errors import ApiError, NotFound
+from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from conftest import seed_airflow_rows
 from tests.test_serve import free_port, wait_until_up

@@ -2,7 +2,7 @@
 
 - every rule of the URL map has its entry in the REST API reference (``.. http:get::``
   and friends), and every entry is a rule of the map;
-- every setting of ``api_plugin.config.DEFAULTS`` has its description next to the
+- every setting of ``api_plugin.settings.config.DEFAULTS`` has its description next to the
   generator of the configuration reference, and every described setting is one the
   package reads;
 - every ``api_plugin`` module or file the pages name exists;
@@ -23,8 +23,8 @@ from types import ModuleType
 
 from werkzeug.routing import Map
 
-from api_plugin import routes
-from api_plugin.config import DEFAULTS
+from api_plugin.settings.config import DEFAULTS
+from api_plugin.web import routes
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

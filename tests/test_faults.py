@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from api_plugin.cli import example_dags_dir
-from api_plugin.dagfiles import load_dags
+from api_plugin.cli.dagfiles import load_dags
+from api_plugin.cli.main import example_dags_dir
 from api_plugin.store import Store
 from conftest import seed_airflow_rows
 from tests.test_serve import free_port, wait_until_up

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from sqlalchemy import update
 
-from api_plugin.openapi import openapi_document
 from api_plugin.store import Store
+from api_plugin.web.openapi import openapi_document
 from tests.test_clients import seeded_database
 from tests.test_serve import free_port, wait_until_up
 

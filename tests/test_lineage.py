@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from api_plugin.dagfiles import load_dags
+from api_plugin.cli.dagfiles import load_dags
 from api_plugin.services.lineage import _value
 from api_plugin.store.serialized import decode_value
 from api_plugin.store.tables import AIRFLOW1, AIRFLOW3

@@ -19,8 +19,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api_plugin.auth.base import AuthMiddleware
 from api_plugin.auth.simple import DefaultBackend, DenyAllBackend
-from api_plugin.config import Config
-from api_plugin.mount import build_api, mount, mount_entry_points, mount_into
+from api_plugin.serving.mount import build_api, mount, mount_entry_points, mount_into
+from api_plugin.settings.config import Config
 from tests.test_clients import seeded_database
 from tests.test_serve import free_port, request, wait_until_up
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from api_plugin.request_buffer import chunked_body_complete, request_progress, without_expect
+from api_plugin.serving.request_buffer import (
+    chunked_body_complete,
+    request_progress,
+    without_expect,
+)
 
 HEAD = b"POST /x HTTP/1.1\r\nHost: h\r\n"
 LIMIT = 64 * 1024

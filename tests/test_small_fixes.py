@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gunicorn.config import Config as GunicornConfig
 
-from api_plugin.gunicorn_logging import TimeoutAwareLogger
+from api_plugin.serving.gunicorn_logging import TimeoutAwareLogger
 from conftest import ApiHarness
 from tests.test_auth import app_with, basic
 
@@ -52,8 +52,8 @@ def test_a_worker_killed_after_a_timeout_is_logged_as_a_timeout(tmp_path: Path) 
 
 def test_serve_uses_the_timeout_aware_logger() -> None:
     """``api-plugin serve`` hands gunicorn this logger, and gunicorn loads it."""
-    from api_plugin.config import Config
-    from api_plugin.serve import gunicorn_options
+    from api_plugin.serving.serve import gunicorn_options
+    from api_plugin.settings.config import Config
 
     options = gunicorn_options(Config.load(environ={}), "127.0.0.1:1", 1)
     cfg = GunicornConfig()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from api_plugin.config import Config
-from api_plugin.dagfiles import DagFileError, read_dag_files, serialize_dag
+from api_plugin.cli.dagfiles import DagFileError, read_dag_files, serialize_dag
 from api_plugin.dates import isoformat, parse_datetime
 from api_plugin.errors import BadRequest
 from api_plugin.flavors import FLAVORS
 from api_plugin.flavors.intervals import manual_data_interval
+from api_plugin.settings.config import Config
 from api_plugin.store.safe_pickle import UnreadableConf, dumps_conf, loads_conf
 from api_plugin.store.serialized import parse_dag
 from conftest import reference_serialized_dag

@@ -34,7 +34,7 @@ import jwt
 from sqlalchemy.exc import DBAPIError
 
 from api_plugin.auth.base import Authenticated, Denied, Environ, NotAttempted, Outcome
-from api_plugin.config import Config
+from api_plugin.settings.config import Config
 
 log = logging.getLogger(__name__)
 

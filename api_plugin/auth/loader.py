@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from api_plugin.auth.base import AuthBackend, AuthMiddleware, WSGIApp
 from api_plugin.auth.simple import DefaultBackend, DenyAllBackend
-from api_plugin.config import Config
+from api_plugin.settings.config import Config
 
 if TYPE_CHECKING:
     from api_plugin.store import Store

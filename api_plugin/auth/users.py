@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from api_plugin.config import Config, parse_bool
+from api_plugin.settings.config import Config, parse_bool
 from api_plugin.store import AIRFLOW1, Store
 
 log = logging.getLogger(__name__)

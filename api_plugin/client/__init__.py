@@ -8,7 +8,7 @@ same JSON-ready values and raise the same ``api_plugin.errors.ApiError`` excepti
 from __future__ import annotations
 
 from api_plugin.client.base import ApiClient, ClientConnectionError
-from api_plugin.config import Config
+from api_plugin.settings.config import Config
 
 CLIENT_ALIASES = {
     "json_client": "json_client",

@@ -15,8 +15,8 @@ import requests
 import requests.auth
 
 from api_plugin.client.base import ApiClient, ClientConnectionError
-from api_plugin.config import Config
 from api_plugin.errors import ApiError, error_for_status
+from api_plugin.settings.config import Config
 
 DEFAULT_TIMEOUT = 30.0
 

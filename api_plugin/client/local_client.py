@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from api_plugin.app import database_unavailable
 from api_plugin.client.base import ApiClient, ClientConnectionError
-from api_plugin.config import Config
 from api_plugin.services import ApiService
+from api_plugin.settings.config import Config
 from api_plugin.store import Store
+from api_plugin.web.app import database_unavailable
 
 T = TypeVar("T")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from api_plugin import __version__
-from api_plugin.rendering import Rendered
 from api_plugin.run_ids import DEFAULT_ALLOWED_PATTERN, RunIdRule, check_run_id
 from api_plugin.services import dags, lineage, pools, runs, tasks
 from api_plugin.services.trigger import parse_trigger, trigger_dag_run
 from api_plugin.store import Store
+from api_plugin.web.rendering import Rendered
 
 #: The health answer, its JSON encoded once.
 _TEST_ANSWER = Rendered({"status": "OK"})

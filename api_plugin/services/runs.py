@@ -10,10 +10,10 @@ from sqlalchemy.sql import Select
 
 from api_plugin.dates import isoformat, parse_datetime
 from api_plugin.errors import BadRequest, NotFound
-from api_plugin.rendering import Rendered
 from api_plugin.services.common import dag_not_in_model, dag_run_url, shown_date
 from api_plugin.store import Store
 from api_plugin.store.tables import Tables
+from api_plugin.web.rendering import Rendered
 
 MAX_PAGE = 10_000
 

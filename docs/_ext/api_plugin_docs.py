@@ -1,6 +1,6 @@
 """Sphinx directives that write reference pages from the code, so they cannot drift.
 
-- ``.. api-plugin-config::`` -- every setting of ``api_plugin.config.DEFAULTS`` (and the
+- ``.. api-plugin-config::`` -- every setting of ``api_plugin.settings.config.DEFAULTS`` (and the
   keys read without a default), with its default, environment variable and the
   description kept in ``config_keys.py``. A key without a description is a build warning
   (an error under ``-W``).
@@ -39,7 +39,7 @@ def url_map_rules() -> list[tuple[str, str]]:
     """(method, rule) for every rule of the API's URL map, HEAD left out (it follows GET)."""
     from werkzeug.routing import Map
 
-    from api_plugin import routes
+    from api_plugin.web import routes
 
     builder = getattr(routes, "build_url_map", None)
     url_map = builder() if callable(builder) else next(
@@ -67,7 +67,7 @@ class ConfigReference(_Generated):
     def lines(self) -> Iterator[str]:
         from config_keys import DESCRIPTIONS, UNSET
 
-        from api_plugin.config import DEFAULTS
+        from api_plugin.settings.config import DEFAULTS
 
         sections = list(DEFAULTS) + [s for s in DESCRIPTIONS if s not in DEFAULTS]
         for section in sections:
@@ -129,7 +129,7 @@ class CliReference(_Generated):
     """The ``api-plugin`` command, every subcommand with its options."""
 
     def lines(self) -> Iterator[str]:
-        from api_plugin.cli import build_parser
+        from api_plugin.cli.main import build_parser
 
         saved = os.environ.get("COLUMNS")
         os.environ["COLUMNS"] = "88"  # argparse wraps usage to the terminal: fix it
@@ -217,7 +217,7 @@ class RouteTable(_Generated):
     """The URL map as a table of links into the REST API reference."""
 
     def lines(self) -> Iterator[str]:
-        from api_plugin.config import DEFAULTS
+        from api_plugin.settings.config import DEFAULTS
 
         prefix = DEFAULTS["api"]["prefix"]
         yield from (".. list-table::", "   :header-rows: 1", "   :widths: 10 90", "",

@@ -1,6 +1,6 @@
 """A short description of every setting, kept next to the generator that prints them.
 
-The configuration reference is generated from ``api_plugin.config.DEFAULTS`` at build
+The configuration reference is generated from ``api_plugin.settings.config.DEFAULTS`` at build
 time; this module adds the words. ``tests/test_docs.py`` fails when a key of DEFAULTS has
 no entry here, and when an entry names a key the package never reads: add the sentence
 when you add the default.

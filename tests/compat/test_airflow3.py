@@ -396,7 +396,7 @@ def test_open_backend_refused_inside_the_api_server(home3: AirflowHome) -> None:
     assert done.returncode == 0, done.stderr
     mounted, errors = done.stdout.strip().splitlines()[-2:]
     assert mounted == "0"
-    assert "allow_open_api = True" in errors and "api_plugin.airflow_plugin" in errors
+    assert "allow_open_api = True" in errors and "api_plugin.serving.airflow_plugin" in errors
     env["AIRFLOW__API_PLUGIN__ALLOW_OPEN_API"] = "True"
     done = subprocess.run([str(home3.venv / "bin" / "python"), "-c", probe], env=env,
                           cwd=home3.path, capture_output=True, text=True, timeout=120)

@@ -2,7 +2,7 @@
 inside Airflow's api-server, or standalone beside it (``api-plugin --airflow-config``).
 
 Airflow's settings come from a *source*: either Airflow's live ``airflow.configuration.conf``
-(inside Airflow's processes; see ``api_plugin.airflow_plugin``) or an ``airflow.cfg`` file
+(inside Airflow's processes; see ``api_plugin.serving.airflow_plugin``) or an ``airflow.cfg`` file
 read here without Airflow installed, with ``AIRFLOW__SECTION__KEY`` variables applied as
 Airflow applies them. The mapping keeps Airflow's names where both mean the same thing:
 
@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from api_plugin.config import DEFAULTS, Config, parse_bool
+from api_plugin.settings.config import DEFAULTS, Config, parse_bool
 
 #: The plugin's own section in airflow.cfg.
 SECTION = "api_plugin"

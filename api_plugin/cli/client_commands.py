@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from api_plugin.client import ApiClient, ClientConnectionError, get_client
-from api_plugin.config import Config
 from api_plugin.errors import ApiError
+from api_plugin.settings.config import Config
 
 Operation = Callable[[ApiClient, argparse.Namespace], Any]
 

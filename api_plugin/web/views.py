@@ -15,7 +15,7 @@ from werkzeug.wrappers import Request
 
 from api_plugin.errors import BadRequest, PayloadTooLarge
 from api_plugin.services import ApiService
-from api_plugin.web_input import check_json, parse_json
+from api_plugin.web.web_input import check_json, parse_json
 
 #: How much of an oversized body is read and dropped so that its client gets the 413.
 DRAIN_LIMIT = 16 * 1024 * 1024
@@ -103,7 +103,7 @@ def info(ctx: Context) -> Any:
 
 
 def openapi(ctx: Context) -> Any:
-    from api_plugin.openapi import openapi_document
+    from api_plugin.web.openapi import openapi_document
 
     return openapi_document(ctx.request.script_root or "")
 

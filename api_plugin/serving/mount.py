@@ -15,12 +15,12 @@ from typing import Any
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from api_plugin.app import ApiApp, wsgi_text
 from api_plugin.auth.base import Environ, StartResponse, WSGIApp
 from api_plugin.auth.loader import wrap_with_auth
-from api_plugin.config import Config
 from api_plugin.services import ApiService
+from api_plugin.settings.config import Config
 from api_plugin.store import Store
+from api_plugin.web.app import ApiApp, wsgi_text
 
 
 def json_not_found(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -61,7 +61,7 @@ def mount(host: WSGIApp, config: Config | None = None, *, prefix: str | None = N
           **overrides: Any) -> WSGIApp:
     """One call for a host that builds its WSGI stack in code::
 
-        flask_app.wsgi_app = api_plugin.mount.mount(flask_app.wsgi_app)
+        flask_app.wsgi_app = api_plugin.serving.mount.mount(flask_app.wsgi_app)
 
     The API (behind its configured auth stack) answers under ``prefix`` (default the
     configured ``[api] prefix``); every other path goes to ``host`` untouched.

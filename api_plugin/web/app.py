@@ -12,11 +12,11 @@ from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 
 from api_plugin.auth.base import Environ, StartResponse
 from api_plugin.errors import ApiError
-from api_plugin.rendering import render_json
-from api_plugin.routes import build_url_map
 from api_plugin.services import ApiService
-from api_plugin.views import VIEWS, Context, PlainText
-from api_plugin.web_input import check_query, check_route_arguments
+from api_plugin.web.rendering import render_json
+from api_plugin.web.routes import build_url_map
+from api_plugin.web.views import VIEWS, Context, PlainText
+from api_plugin.web.web_input import check_query, check_route_arguments
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from functools import cache
 from typing import Any
 
 from api_plugin import __version__
-from api_plugin.routes import ROUTES
+from api_plugin.web.routes import ROUTES
 
 _ERROR = {"description": "Error", "content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Error"}}}}

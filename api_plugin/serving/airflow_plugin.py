@@ -6,7 +6,7 @@ mounts ``fastapi_apps`` (the WSGI app bridged to ASGI by ``a2wsgi``, which Airfl
 ships) at the configured prefix, ``/api/experimental`` by default.
 
 Only Airflow imports this module; the rest of api_plugin never imports Airflow. Settings
-are Airflow's own (``api_plugin.airflow_config``): its database, ``[api_auth]`` for the
+are Airflow's own (``api_plugin.settings.airflow``): its database, ``[api_auth]`` for the
 ``airflow_jwt`` backend (the default here), and the ``[api_plugin]`` section. Airflow does
 not authenticate plugin apps, so a configuration that would serve the API open is refused
 at import: the plugin then shows up among Airflow's plugin import errors
@@ -21,16 +21,16 @@ from a2wsgi import WSGIMiddleware
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 
-from api_plugin.airflow_config import AirflowConf, hosted_config
 from api_plugin.auth.base import WSGIApp
-from api_plugin.per_process import PerProcessApp
+from api_plugin.serving.per_process import PerProcessApp
+from api_plugin.settings.airflow import AirflowConf, hosted_config
 
 CONFIG = hosted_config(AirflowConf(conf))
 
 
 def build_hosted_api() -> WSGIApp:
     """The API behind its auth stack, on Airflow's database (one engine per process)."""
-    from api_plugin.mount import build_api
+    from api_plugin.serving.mount import build_api
 
     return build_api(hosted_config(AirflowConf(conf)))
 

@@ -7,7 +7,7 @@ TIMEOUT``, sends the worker SIGABRT and, if the worker is still there on its nex
 problem that is not there. This logger remembers which workers timed out and says so
 instead; a SIGKILL that gunicorn did not send keeps a neutral wording.
 
-    gunicorn --logger-class api_plugin.gunicorn_logging.TimeoutAwareLogger ...
+    gunicorn --logger-class api_plugin.serving.gunicorn_logging.TimeoutAwareLogger ...
 """
 
 from __future__ import annotations

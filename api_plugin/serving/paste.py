@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from api_plugin.app import ApiApp
 from api_plugin.auth.base import AuthMiddleware, WSGIApp
 from api_plugin.auth.loader import build_backends
-from api_plugin.config import Config
-from api_plugin.mount import json_not_found, mount_into
 from api_plugin.services import ApiService
+from api_plugin.serving.mount import json_not_found, mount_into
+from api_plugin.settings.config import Config
 from api_plugin.store import Store
+from api_plugin.web.app import ApiApp
 
 _stores: dict[str, Store] = {}
 

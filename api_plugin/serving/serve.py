@@ -12,7 +12,7 @@ from gunicorn.app.base import BaseApplication
 
 from api_plugin.auth.loader import canonical_name
 from api_plugin.auth.simple import is_loopback
-from api_plugin.config import Config
+from api_plugin.settings.config import Config
 
 
 class UnsafeBind(ValueError):
@@ -52,7 +52,7 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from api_plugin.mount import build_application
+        from api_plugin.serving.mount import build_application
 
         return build_application(self.api_config)
 
@@ -63,8 +63,8 @@ def gunicorn_options(config: Config, bind: str, workers: int) -> dict[str, Any]:
     return {
         "bind": bind,
         "workers": workers,
-        "worker_class": "api_plugin.buffered_worker.BufferedWorker",
-        "logger_class": "api_plugin.gunicorn_logging.TimeoutAwareLogger",
+        "worker_class": "api_plugin.serving.buffered_worker.BufferedWorker",
+        "logger_class": "api_plugin.serving.gunicorn_logging.TimeoutAwareLogger",
         "accesslog": config.get("webserver", "access_logfile") or "-",
         "access_log_format": '%(h)s %({REMOTE_USER}e)s "%(r)s" %(s)s %(b)s %(M)sms',
         "timeout": config.getint("webserver", "worker_timeout", 60),

@@ -4,7 +4,7 @@ gunicorn answers some requests before the application sees them (a request line 
 header over its limits, a malformed request) with an HTML page. This worker answers
 those in the API's ``{"error": ...}`` form instead, so no client ever gets HTML:
 
-    gunicorn -k api_plugin.gunicorn_worker.JsonErrorWorker api_plugin.wsgi:application
+    gunicorn -k api_plugin.serving.gunicorn_worker.JsonErrorWorker api_plugin.wsgi:application
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ and only a complete request reaches gunicorn's parser and the WSGI app, replayed
 memory. A slow client then costs a socket and a buffer, never a worker.
 
 It is what ``api-plugin serve`` runs; standalone gunicorn takes it with
-``-k api_plugin.buffered_worker.BufferedWorker``. In production, put a buffering
+``-k api_plugin.serving.buffered_worker.BufferedWorker``. In production, put a buffering
 reverse proxy in front anyway (see the README): this worker is the second line.
 """
 
@@ -28,8 +28,8 @@ from typing import Any
 
 from gunicorn import util
 
-from api_plugin.gunicorn_worker import JsonErrorWorker, write_json_error
-from api_plugin.request_buffer import request_progress, without_expect
+from api_plugin.serving.gunicorn_worker import JsonErrorWorker, write_json_error
+from api_plugin.serving.request_buffer import request_progress, without_expect
 
 DEFAULT_READ_TIMEOUT = 10.0
 #: Requests are read whole up to this size; a larger one is handed over after its headers
@@ -190,7 +190,7 @@ def _send_quietly(client: socket.socket, data: bytes) -> None:
 
 def _read_timeout() -> float:
     """``[webserver] request_read_timeout`` from the plugin's configuration."""
-    from api_plugin.config import Config
+    from api_plugin.settings.config import Config
 
     try:
         value = Config.load().getfloat("webserver", "request_read_timeout",

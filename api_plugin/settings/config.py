@@ -8,7 +8,7 @@ explicit overrides given in code (``section__key=value``).
 Beside Airflow 3, an Airflow configuration file can be asked for (``airflow_config=`` in
 code, ``api-plugin --airflow-config``, or ``[airflow] config`` in the INI file or
 ``API_PLUGIN__AIRFLOW__CONFIG``; ``auto`` means the file Airflow itself reads). Its
-settings, mapped by ``api_plugin.airflow_config``, sit just above the built-in defaults:
+settings, mapped by ``api_plugin.settings.airflow``, sit just above the built-in defaults:
 everything listed above still wins over them.
 """
 
@@ -85,7 +85,7 @@ class Config:
         chosen = airflow_config if airflow_config is not None else config.get("airflow", "config")
         if not chosen:
             return config
-        from api_plugin.airflow_config import (
+        from api_plugin.settings.airflow import (
             AirflowFile,
             airflow_config_path,
             settings_from_airflow,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from api_plugin import __version__
-from api_plugin.config import Config
+from api_plugin.settings.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def cmd_db_init(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_dags_load(args: argparse.Namespace, config: Config) -> int:
-    from api_plugin.dagfiles import DagFileError, load_dags
+    from api_plugin.cli.dagfiles import DagFileError, load_dags
 
     store = open_store(config, create=config.sql_alchemy_conn == config.embedded_url)
     try:
@@ -80,7 +80,7 @@ def prepare_embedded(config: Config) -> None:
         return
     from sqlalchemy import func, select
 
-    from api_plugin.dagfiles import load_dags
+    from api_plugin.cli.dagfiles import load_dags
 
     store = open_store(config, create=True)
     with store.read() as conn:
@@ -92,7 +92,7 @@ def prepare_embedded(config: Config) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    from api_plugin.serve import check_bind_is_safe, run_gunicorn
+    from api_plugin.serving.serve import check_bind_is_safe, run_gunicorn
 
     bind = args.bind or config.get("webserver", "bind") or "127.0.0.1:8080"
     workers = args.workers or config.getint("webserver", "workers", 2)
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", "-r", help="accepted for Airflow compatibility; unused")
     create.set_defaults(func=cmd_users_create)
 
-    from api_plugin.cli_client import add_client_commands
+    from api_plugin.cli.client_commands import add_client_commands
 
     add_client_commands(sub)
     return parser
@@ -163,6 +163,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
-
-if __name__ == "__main__":
-    sys.exit(main())
