@@ -250,6 +250,8 @@ def test_package_imports_without_airflow(tmp_path: Path) -> None:
         import api_plugin
         names = [m.name for m in pkgutil.walk_packages(api_plugin.__path__, "api_plugin.")]
         for name in names:
+            if name.endswith(".__main__"):
+                continue  # runs the command when imported
             if name not in ("api_plugin.serving.airflow_plugin", "api_plugin.auth.kerberos"):
                 importlib.import_module(name)
         assert not [m for m in sys.modules if m.split(".")[0] in ("airflow", "a2wsgi")]
