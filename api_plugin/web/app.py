@@ -18,6 +18,7 @@ from api_plugin.errors import (
     MethodNotAllowed,
     NotFound,
     ServiceUnavailable,
+    status_line,
 )
 from api_plugin.settings.config import Config
 from api_plugin.store import Store
@@ -28,6 +29,7 @@ from api_plugin.web.web_input import check_query, check_route_arguments
 
 log = logging.getLogger(__name__)
 
+_OK = status_line(200)
 DB_UNAVAILABLE = "The metadata database is unavailable; try again shortly"
 
 
@@ -99,7 +101,7 @@ class ApiApp:
                 body, content_type = render_json(result), JSON_TYPE
         except Exception as exc:  # every failure is answered as an ApiError
             return self._as_error(exc, ctx)(environ, start_response)
-        start_response("200 OK", [("Content-Type", content_type),
+        start_response(_OK, [("Content-Type", content_type),
                                   ("Content-Length", str(len(body)))])
         if environ.get("REQUEST_METHOD") == "HEAD":
             return [b""]
