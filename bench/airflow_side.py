@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from api_plugin.services import ApiService
+from api_plugin.services import trigger_dag
 from api_plugin.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def airflow_database(venv: Path, work: Path, runs: int = 100) -> tuple[Any, Path
              "external_trigger": False, "start_date": start + timedelta(hours=n),
              "clear_number": 0}
             for n in range(runs - 1)])
-    ApiService(store).trigger_dag(DAG_ID, execution_date=RUN_DATE)
+    trigger_dag(store, DAG_ID, execution_date=RUN_DATE)
     store.dispose()
     return home, home.database
 

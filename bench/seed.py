@@ -12,7 +12,7 @@ from sqlalchemy import insert
 
 from api_plugin.cli.dagfiles import load_dags
 from api_plugin.cli.main import example_dags_dir
-from api_plugin.services import ApiService
+from api_plugin.services import trigger_dag
 from api_plugin.store import Store
 
 
@@ -49,6 +49,6 @@ def seed_database(path: Path, dags: int, runs_per_dag: int) -> str:
             conn.execute(insert(t.serialized_dag), sd_rows)
         for chunk in range(0, len(run_rows), 10_000):
             conn.execute(insert(t.dag_run), run_rows[chunk:chunk + 10_000])
-    ApiService(store).trigger_dag("example_etl", execution_date="2025-01-01T00:00:00+00:00")
+    trigger_dag(store, "example_etl", execution_date="2025-01-01T00:00:00+00:00")
     store.dispose()
     return url

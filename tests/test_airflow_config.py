@@ -229,7 +229,8 @@ def test_per_process_app_answers_503_until_it_can_start(
     statuses: list[str] = []
     body = b"".join(per_process({}, lambda status, headers: statuses.append(status)))
     assert statuses == ["503 SERVICE UNAVAILABLE"]
-    assert body == b'{"error": "The API is not available: see the server\'s log"}'
+    # The one error renderer's compact JSON (errors.error_response), as every error body.
+    assert body == b'{"error":"The API is not available: see the server\'s log"}'
     assert "secret" in caplog.text  # the cause is logged, never sent
     assert b"".join(per_process({}, lambda *a: None)) == b"up" and len(attempts) == 2
 

@@ -21,8 +21,9 @@ from api_plugin.cli.main import example_dags_dir
 from api_plugin.client import get_client
 from api_plugin.client.base import ApiClient, ClientConnectionError
 from api_plugin.client.json_client import JsonClient
-from api_plugin.client.local_client import LocalClient
-from api_plugin.errors import ApiError, NotFound
+from api_plugin.client.local_client import LocalClient, LocalTransport
+from api_plugin.client.transport import Answer
+from api_plugin.errors import ApiError, MethodNotAllowed, NotFound
 from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from conftest import seed_airflow_rows
@@ -92,6 +93,14 @@ SCENARIO: list[tuple[str, Callable[[ApiClient], Any]]] = [
     ("pool default", lambda c: c.delete_pool("default_pool")),
     ("pool ñ/space", lambda c: c.create_pool("a pool ñ", 1, "")),
     ("pool get ñ/space", lambda c: c.get_pool("a pool ñ")),
+    ("info", lambda c: c.info()),
+    ("code", lambda c: c.get_dag_code("etl_nightly")),
+    ("code unknown", lambda c: c.get_dag_code("nope")),
+    ("lineage", lambda c: c.get_lineage("example_etl", "2025-07-02T00:00:00+00:00")),
+    ("lineage missing", lambda c: c.get_lineage("example_etl", "2030-01-01T00:00:00")),
+    ("delete unknown", lambda c: c.delete_dag("nope")),
+    ("delete", lambda c: c.delete_dag("etl_nightly")),
+    ("deleted", lambda c: c.get_dag_runs("etl_nightly")),
 ]
 
 
@@ -187,6 +196,82 @@ def test_cli_session(server: tuple[str, str], tmp_path: Path, flavor: str) -> No
                                       "not found in dag example_etl (HTTP 404)")
     down = run_cli("test", "--endpoint-url", "http://127.0.0.1:9", env=env)
     assert down.returncode == 3 and len(down.stderr.strip().splitlines()) == 1
+
+
+def test_local_transport_builds_the_environ_a_server_would() -> None:
+    """Paths relative to the prefix, decoded as a WSGI server decodes them; the query and
+    the JSON body; no auth in between, and ``REMOTE_USER`` only when one is given."""
+    seen: list[dict[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        seen.append({**environ, "body": environ["wsgi.input"].read()})
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"[]"]
+
+    as_alice = LocalTransport(app, prefix="/api/experimental/", remote_user="alice")
+    answer = as_alice.request("POST", "/pools/a%20pool%20%C3%B1", json={"k": "v"},
+                              params={"limit": 2, "state": "a b"})
+    assert (answer.status, answer.body) == (200, b"[]")
+    environ = seen[-1]
+    assert environ["SCRIPT_NAME"] == "/api/experimental"
+    assert environ["PATH_INFO"].encode("latin-1").decode() == "/pools/a pool ñ"
+    assert environ["QUERY_STRING"] == "limit=2&state=a+b"
+    assert (environ["REQUEST_METHOD"], environ["REMOTE_USER"]) == ("POST", "alice")
+    assert json.loads(environ["body"]) == {"k": "v"}
+    LocalTransport(app).request("GET", "/test")
+    assert "REMOTE_USER" not in seen[-1]
+
+
+def test_local_client_skips_auth_and_rebuilds_errors(tmp_path: Path,
+                                                     make_database: Callable[[str, str], str]
+                                                     ) -> None:
+    url = seeded_database(make_database, "airflow2")
+    config = Config.load(tmp_path / "none.cfg", environ={}, cli__api_client="local_client",
+                         database__sql_alchemy_conn=url, api__auth_backends="deny_all")
+    client = get_client(config)
+    try:
+        assert isinstance(client, LocalClient) and client.test() == {"status": "OK"}
+        assert client.info()["flavor"] == "airflow2"
+        with pytest.raises(MethodNotAllowed) as refused:
+            client._call("PUT", "/pools")
+        assert refused.value.header("Allow") == "GET, HEAD, POST"
+        with pytest.raises(NotFound):
+            client.get_pool("zzz")
+    finally:
+        client.close()
+
+
+class Canned:
+    """A transport with one answer for every request."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+
+    def request(self, method: str, path: str, **_: Any) -> Answer:
+        return self.answer
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_client_reads_every_answer_alike() -> None:
+    def client(status: int, body: bytes, *headers: tuple[str, str]) -> ApiClient:
+        return ApiClient(Canned(Answer(status, "Reason", list(headers), body, "here")))
+
+    with pytest.raises(ClientConnectionError, match="later"):
+        client(503, b'{"error":"later"}', ("Retry-After", "1")).test()
+    with pytest.raises(ApiError) as proxy:
+        client(502, b"<html>\nbad gateway").test()
+    assert (proxy.value.status, proxy.value.message) == (502, "HTTP 502: <html>")
+    with pytest.raises(ApiError) as empty:
+        client(500, b"").test()
+    assert empty.value.message == "HTTP 500: Reason"
+    with pytest.raises(ApiError, match="non-JSON answer from here"):
+        client(200, b"<html>").test()
+    with pytest.raises(ApiError) as challenged:
+        client(401, b'{"error":"who"}', ("WWW-Authenticate", "Bearer")).test()
+    assert challenged.value.headers == (("WWW-Authenticate", "Bearer"),)
+    assert client(200, b"def x(): pass").get_dag_code("d") == "def x(): pass"
 
 
 def test_not_found_is_the_same_exception_type() -> None:

@@ -12,20 +12,18 @@ sent no credentials at all still gets the 401 challenge when a backend offers on
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from api_plugin.errors import Unauthorized, error_for_status
 
 log = logging.getLogger(__name__)
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
-
-_REASONS = {401: "401 UNAUTHORIZED", 403: "403 FORBIDDEN", 429: "429 TOO MANY REQUESTS",
-            503: "503 SERVICE UNAVAILABLE"}
 
 
 @dataclass(frozen=True)
@@ -66,25 +64,6 @@ class AuthBackend(Protocol):
         """Decide on one request; must never raise for bad client input."""
 
 
-def json_error(
-    start_response: StartResponse,
-    status: int,
-    message: str,
-    headers: Sequence[tuple[str, str]] = (),
-) -> list[bytes]:
-    """Answer a request with ``{"error": message}`` without calling the wrapped app."""
-    body = json.dumps({"error": message}).encode()
-    start_response(
-        _REASONS.get(status, f"{status} ERROR"),
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            *headers,
-        ],
-    )
-    return [body]
-
-
 def _no_credentials(environ: Environ) -> bool:
     return not environ.get("HTTP_AUTHORIZATION")
 
@@ -97,9 +76,7 @@ class AuthMiddleware:
             raise ValueError("AuthMiddleware needs at least one backend")
         self.app = app
         self.backends = tuple(backends)
-        self._challenges = tuple(
-            ("WWW-Authenticate", c) for b in self.backends if (c := b.challenge())
-        )
+        self._challenges = tuple(c for b in self.backends if (c := b.challenge()))
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         refusal: Denied | None = None  # the first refusal that is not a 401
@@ -122,9 +99,10 @@ class AuthMiddleware:
         if refusal is not None and not (self._challenges and _no_credentials(environ)):
             # A client that sent no credentials is told how to send some, when a backend
             # of the chain would take them (``password,deny_all``), before any refusal.
-            return json_error(start_response, refusal.status, refusal.message,
-                              refusal.response_headers)
-        return json_error(start_response, 401, message, (*self._challenges, *extra))
+            refused = error_for_status(refusal.status, refusal.message, refusal.response_headers)
+            return refused(environ, start_response)
+        return Unauthorized(message, challenges=self._challenges, headers=extra)(
+            environ, start_response)
 
     def _let_through(
         self, outcome: Authenticated, environ: Environ, start_response: StartResponse

@@ -1,13 +1,16 @@
-"""API clients: one interface, two implementations chosen by ``[cli] api_client``.
+"""The API client: one client, two transports, chosen by ``[cli] api_client``.
 
-``json_client`` speaks HTTP to a server (this plugin, or Airflow's own webserver);
-``local_client`` calls the service layer on the configured database. Both return the
-same JSON-ready values and raise the same ``api_plugin.errors.ApiError`` exceptions.
+``ApiClient`` writes every operation once. ``json_client`` carries its requests over HTTP
+to a server (this plugin, or Airflow's own webserver); ``local_client`` hands them to the
+API's WSGI app in this process, on the configured database. Both return the same
+JSON-ready values and raise the same ``api_plugin.errors.ApiError`` exceptions, because
+the same code reads every answer.
 """
 
 from __future__ import annotations
 
 from api_plugin.client.base import ApiClient, ClientConnectionError
+from api_plugin.client.transport import Answer, Transport
 from api_plugin.settings.config import Config
 
 CLIENT_ALIASES = {
@@ -37,4 +40,4 @@ def get_client(config: Config, name: str | None = None) -> ApiClient:
     return JsonClient.from_config(config)
 
 
-__all__ = ["ApiClient", "ClientConnectionError", "get_client"]
+__all__ = ["Answer", "ApiClient", "ClientConnectionError", "Transport", "get_client"]

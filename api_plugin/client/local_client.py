@@ -1,89 +1,82 @@
-"""local_client: the operations called in-process on the configured database."""
+"""local_client: the same client, its requests handed to the API's WSGI app in-process.
+
+No socket and no auth middleware (this is the direct client, with the database's own
+credentials): the request goes through the URL map, the views and the services exactly
+as a server's would, so the answers and errors are the server's by construction.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from api_plugin.auth.base import WSGIApp
 from api_plugin.client.base import ApiClient, ClientConnectionError
-from api_plugin.services import ApiService
+from api_plugin.client.transport import Answer
 from api_plugin.settings.config import Config
 from api_plugin.store import Store
-from api_plugin.web.app import database_unavailable
+from api_plugin.web.app import ApiApp
 
-T = TypeVar("T")
+_HOST = "http://localhost"
+
+
+class LocalTransport:
+    """Requests made into WSGI environs and passed to ``app`` mounted at ``prefix``;
+    ``remote_user`` is set as ``REMOTE_USER`` when given (who a trigger is made by)."""
+
+    def __init__(self, app: WSGIApp, *, prefix: str = "/api/experimental",
+                 remote_user: str | None = None) -> None:
+        self.app = app
+        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.remote_user = remote_user
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                params: Mapping[str, Any] | None = None) -> Answer:
+        builder = EnvironBuilder(path=path, base_url=_HOST + self.prefix, method=method,
+                                 json=json, query_string=dict(params or {}))
+        try:
+            environ = builder.get_environ()
+        finally:
+            builder.close()
+        if self.remote_user is not None:
+            environ["REMOTE_USER"] = self.remote_user
+        chunks, status, headers = run_wsgi_app(self.app, environ, buffered=True)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        code, _, reason = status.partition(" ")
+        return Answer(int(code), reason, list(headers.items()), body,
+                      _HOST + self.prefix + path)
+
+    def close(self) -> None:
+        """Nothing to release: the app's owner closes it."""
 
 
 class LocalClient(ApiClient):
-    """Straight to the database through the same service layer the server uses."""
+    """The client straight to the database: the API app over ``store``, in-process."""
 
-    def __init__(self, store: Store, allowed_run_id_pattern: str | None = None) -> None:
+    transport: LocalTransport
+
+    def __init__(self, store: Store, allowed_run_id_pattern: str | None = None, *,
+                 app: ApiApp | None = None) -> None:
         self.store = store
-        self.service = ApiService(store, allowed_run_id_pattern=allowed_run_id_pattern)
+        app = app or ApiApp(store, allowed_run_id_pattern=allowed_run_id_pattern)
+        super().__init__(LocalTransport(app, prefix=app.prefix))
 
     @classmethod
     def from_config(cls, config: Config) -> LocalClient:
         try:
-            return cls(Store.open(config.sql_alchemy_conn), config.allowed_run_id_pattern)
+            store = Store.open(config.sql_alchemy_conn)
         except DBAPIError as exc:
             raise ClientConnectionError(f"database unreachable: {exc.orig}") from None
-
-    def _call(self, operation: Callable[[], T]) -> T:
-        try:
-            return operation()
-        except (DBAPIError, PoolTimeout) as exc:
-            if database_unavailable(exc):
-                raise ClientConnectionError("The metadata database is unavailable") from None
-            raise
-
-    def test(self) -> dict[str, Any]:
-        return self._call(self.service.test)
-
-    def trigger_dag(self, dag_id: str, run_id: str | None = None, conf: Any = None,
-                    execution_date: datetime | str | None = None,
-                    replace_microseconds: bool | None = None) -> dict[str, Any]:
-        return self._call(lambda: self.service.trigger_dag(
-            dag_id, run_id=run_id, conf=conf, execution_date=execution_date,
-            replace_microseconds=replace_microseconds))
-
-    def get_dag_runs(self, dag_id: str, state: str | None = None, limit: int | None = None,
-                     offset: int | None = None) -> list[dict[str, Any]]:
-        return self._call(lambda: self.service.get_dag_runs(dag_id, state, limit, offset))
-
-    def get_dag_run_state(self, dag_id: str, execution_date: datetime | str) -> dict[str, Any]:
-        return self._call(lambda: self.service.get_dag_run_state(dag_id, execution_date))
-
-    def get_task(self, dag_id: str, task_id: str) -> dict[str, Any]:
-        return self._call(lambda: self.service.get_task(dag_id, task_id))
-
-    def get_task_instance(self, dag_id: str, execution_date: datetime | str,
-                          task_id: str) -> dict[str, Any]:
-        return self._call(lambda: self.service.get_task_instance(dag_id, execution_date, task_id))
-
-    def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
-        return self._call(lambda: self.service.set_paused(dag_id, paused))
-
-    def get_paused(self, dag_id: str) -> dict[str, Any]:
-        return self._call(lambda: self.service.get_paused(dag_id))
-
-    def latest_runs(self) -> dict[str, Any]:
-        return self._call(self.service.latest_runs)
-
-    def get_pools(self) -> list[dict[str, Any]]:
-        return self._call(self.service.get_pools)
-
-    def get_pool(self, name: str) -> dict[str, Any]:
-        return self._call(lambda: self.service.get_pool(name))
-
-    def create_pool(self, name: str, slots: int, description: str) -> dict[str, Any]:
-        return self._call(lambda: self.service.create_pool(name, slots, description))
-
-    def delete_pool(self, name: str) -> dict[str, Any]:
-        return self._call(lambda: self.service.delete_pool(name))
+        return cls(store, app=ApiApp.from_config(config, store))
 
     def close(self) -> None:
+        super().close()
         self.store.dispose()

@@ -19,6 +19,7 @@ from sqlalchemy.sql import Select
 from api_plugin.dates import bad_date_error, parse_datetime, to_utc, utcnow
 from api_plugin.errors import BadRequest
 from api_plugin.flavors import TriggerInput
+from api_plugin.run_ids import DEFAULT_ALLOWED_PATTERN, RunIdRule, check_run_id
 from api_plugin.services.common import require_dag
 from api_plugin.store import DagSpec, Store
 from api_plugin.store.tables import Tables
@@ -38,6 +39,28 @@ class TriggerRequest:
     conf: dict[str, Any] | None
     execution_date: datetime | None
     replace_microseconds: bool
+
+
+def trigger_dag(
+    store: Store,
+    dag_id: str,
+    run_id: Any = None,
+    conf: Any = None,
+    execution_date: Any = None,
+    replace_microseconds: Any = None,
+    *,
+    user: str | None = None,
+    allowed_run_id_pattern: str | None = None,
+) -> dict[str, str]:
+    """The trigger operation: check the fields, a chosen run id against the flavor's
+    Airflow rule (``[scheduler] allowed_run_id_pattern``, or Airflow's default), then
+    write the run as ``user``."""
+    request = parse_trigger(dag_id, run_id, conf, execution_date, replace_microseconds)
+    generated = store.flavor.generated_run_id_pattern
+    if request.run_id is not None and generated is not None:
+        rule = RunIdRule(allowed_run_id_pattern or DEFAULT_ALLOWED_PATTERN, generated)
+        check_run_id(request.run_id, rule)
+    return trigger_dag_run(store, request, user)
 
 
 def parse_trigger(

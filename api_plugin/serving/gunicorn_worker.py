@@ -9,25 +9,20 @@ those in the API's ``{"error": ...}`` form instead, so no client ever gets HTML:
 
 from __future__ import annotations
 
-import json
 import socket
 
 from gunicorn import util
 from gunicorn.workers.sync import SyncWorker
 
+from api_plugin.errors import error_for_status, error_response
+
 
 def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
-    """gunicorn's ``util.write_error`` with a JSON body."""
-    body = json.dumps({"error": f"{reason}: {mesg}" if mesg else reason})
-    response = (
-        f"HTTP/1.1 {status_int} {reason}\r\n"
-        "Connection: close\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body.encode())}\r\n"
-        "\r\n"
-        f"{body}"
-    )
-    util.write_nonblock(sock, response.encode("utf-8"))
+    """gunicorn's ``util.write_error``, answered as the API answers its own errors."""
+    error = error_for_status(status_int, f"{reason}: {mesg}" if mesg else reason)
+    status, headers, body = error_response(error)
+    head = "".join(f"{name}: {value}\r\n" for name, value in [("Connection", "close"), *headers])
+    util.write_nonblock(sock, f"HTTP/1.1 {status}\r\n{head}\r\n".encode("latin-1") + body)
 
 
 class JsonErrorWorker(SyncWorker):  # type: ignore[misc]

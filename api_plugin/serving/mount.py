@@ -7,7 +7,6 @@ host WSGI app, leaving every other path to the host.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -17,7 +16,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from api_plugin.auth.base import Environ, StartResponse, WSGIApp
 from api_plugin.auth.loader import wrap_with_auth
-from api_plugin.services import ApiService
+from api_plugin.errors import NotFound
 from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from api_plugin.web.app import ApiApp, wsgi_text
@@ -26,10 +25,7 @@ from api_plugin.web.app import ApiApp, wsgi_text
 def json_not_found(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """The answer for paths outside the API when it runs on its own."""
     path = wsgi_text(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")))
-    body = json.dumps({"error": f"Not found: {path}"}).encode()
-    start_response("404 NOT FOUND", [("Content-Type", "application/json"),
-                                     ("Content-Length", str(len(body)))])
-    return [body] if environ.get("REQUEST_METHOD") != "HEAD" else [b""]
+    return NotFound(f"Not found: {path}")(environ, start_response)
 
 
 def load_config(config: Config | None = None, **overrides: Any) -> Config:
@@ -41,9 +37,7 @@ def load_config(config: Config | None = None, **overrides: Any) -> Config:
 def build_api(config: Config, store: Store | None = None) -> WSGIApp:
     """The API app behind its auth stack, paths relative to the prefix (not mounted)."""
     store = store or Store.open(config.sql_alchemy_conn, create=_embedded(config))
-    service = ApiService(store, allowed_run_id_pattern=config.allowed_run_id_pattern)
-    app = ApiApp(service, prefix=config.prefix, max_body_bytes=config.max_body_bytes)
-    return wrap_with_auth(app, config, store=store)
+    return wrap_with_auth(ApiApp.from_config(config, store), config, store=store)
 
 
 def build_application(config: Config | None = None, **overrides: Any) -> WSGIApp:

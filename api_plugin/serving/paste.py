@@ -19,7 +19,6 @@ from typing import Any
 
 from api_plugin.auth.base import AuthMiddleware, WSGIApp
 from api_plugin.auth.loader import build_backends
-from api_plugin.services import ApiService
 from api_plugin.serving.mount import json_not_found, mount_into
 from api_plugin.settings.config import Config
 from api_plugin.store import Store
@@ -44,9 +43,7 @@ def _store(config: Config) -> Store:
 def app_factory(global_conf: dict[str, Any], **local_conf: Any) -> WSGIApp:
     """``egg:api_plugin#app``: the API without auth, paths relative to its mount point."""
     config = _config(global_conf, local_conf)
-    service = ApiService(_store(config), allowed_run_id_pattern=config.allowed_run_id_pattern)
-    return ApiApp(service, prefix=config.prefix,
-                  max_body_bytes=config.max_body_bytes)
+    return ApiApp.from_config(config, _store(config))
 
 
 def _filter(backend: str) -> Any:

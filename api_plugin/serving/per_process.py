@@ -15,7 +15,8 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 
-from api_plugin.auth.base import Environ, StartResponse, WSGIApp, json_error
+from api_plugin.auth.base import Environ, StartResponse, WSGIApp
+from api_plugin.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,6 @@ class PerProcessApp:
         except Exception:  # no database yet, wrong settings: tried again next time
             # The cause goes to the log only: it may name the database URL.
             log.exception("api_plugin could not start")
-            return json_error(start_response, 503,
-                              "The API is not available: see the server's log")
+            unavailable = ServiceUnavailable("The API is not available: see the server's log")
+            return unavailable(environ, start_response)
         return app(environ, start_response)

@@ -11,22 +11,25 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 
 from api_plugin.auth.base import Environ, StartResponse
-from api_plugin.errors import ApiError
-from api_plugin.services import ApiService
+from api_plugin.errors import (
+    JSON_TYPE,
+    ApiError,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+    status_line,
+)
+from api_plugin.settings.config import Config
+from api_plugin.store import Store
 from api_plugin.web.rendering import render_json
 from api_plugin.web.routes import build_url_map
-from api_plugin.web.views import VIEWS, Context, PlainText
+from api_plugin.web.views import Context, PlainText
 from api_plugin.web.web_input import check_query, check_route_arguments
 
 log = logging.getLogger(__name__)
 
-_STATUS_LINES = {
-    200: "200 OK", 400: "400 BAD REQUEST", 401: "401 UNAUTHORIZED", 403: "403 FORBIDDEN",
-    404: "404 NOT FOUND", 405: "405 METHOD NOT ALLOWED", 409: "409 CONFLICT",
-    413: "413 REQUEST ENTITY TOO LARGE", 500: "500 INTERNAL SERVER ERROR",
-    503: "503 SERVICE UNAVAILABLE",
-}
-JSON_TYPE = "application/json"
+_OK = status_line(200)
 DB_UNAVAILABLE = "The metadata database is unavailable; try again shortly"
 
 
@@ -59,11 +62,14 @@ def database_unavailable(exc: Exception) -> bool:
 
 
 class ApiApp:
-    """The experimental API as a WSGI callable, paths relative to its mount point."""
+    """The experimental API over one metadata database, as a WSGI callable; paths are
+    relative to its mount point."""
 
-    def __init__(self, service: ApiService, *, prefix: str = "/api/experimental",
-                 max_body_bytes: int = 1024 * 1024) -> None:
-        self.service = service
+    def __init__(self, store: Store, *, allowed_run_id_pattern: str | None = None,
+                 prefix: str = "/api/experimental", max_body_bytes: int = 1024 * 1024) -> None:
+        self.store = store
+        #: ``[scheduler] allowed_run_id_pattern`` (None: Airflow's default), for triggers.
+        self.allowed_run_id_pattern = allowed_run_id_pattern
         self.prefix = prefix.rstrip("/")
         self.max_body_bytes = max_body_bytes
         self.url_map = build_url_map()
@@ -72,56 +78,58 @@ class ApiApp:
         # this API never makes).
         self._routes = self.url_map.bind("localhost")
 
+    @classmethod
+    def from_config(cls, config: Config, store: Store) -> ApiApp:
+        """The app as ``config`` sets it up, over ``store``."""
+        return cls(store, allowed_run_id_pattern=config.allowed_run_id_pattern,
+                   prefix=config.prefix, max_body_bytes=config.max_body_bytes)
+
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        headers: list[tuple[str, str]] = []
-        ctx = Context(self.service, environ, self.max_body_bytes, self._url_base(environ))
+        ctx = Context(self, environ)
         try:
-            endpoint, args = self._routes.match(
+            view, args = self._routes.match(
                 wsgi_text(environ.get("PATH_INFO", "")) or "/",
                 str(environ.get("REQUEST_METHOD", "GET")))
             check_route_arguments(args)
             if environ.get("QUERY_STRING"):
                 check_query(ctx.request.args.items(multi=True))
-            result = VIEWS[endpoint](ctx, **args)
-            status = 200
+            result = view(ctx, **args)
             if isinstance(result, PlainText):
                 body = result.text.encode()
                 content_type = "text/plain; charset=utf-8"
             else:
                 body, content_type = render_json(result), JSON_TYPE
-        except ApiError as exc:
-            status, body, content_type = exc.status, render_json({"error": exc.message}), JSON_TYPE
-        except RouteMethodNotAllowed as exc:
-            allowed = sorted(set(exc.valid_methods or ()))
-            headers.append(("Allow", ", ".join(allowed)))
-            status, content_type = 405, JSON_TYPE
-            body = render_json({"error": f"Method {ctx.request.method} not allowed; use "
-                                         f"{', '.join(allowed)}"})
-        except HTTPException as exc:
-            status, content_type = exc.code or 400, JSON_TYPE
-            text = "Not found" if status == 404 else (exc.description or exc.name)
-            body = render_json({"error": f"{text}: {ctx.request.path}" if status == 404 else text})
-        except (DBAPIError, PoolTimeout) as exc:
-            if database_unavailable(exc):
-                log.warning("database unavailable: %s", str(exc).splitlines()[0])
-                status, body = 503, render_json({"error": DB_UNAVAILABLE})
-            else:
-                log.exception("database error on %s %s", ctx.request.method, ctx.request.path)
-                status, body = 500, render_json({"error": "Internal database error"})
-            content_type = JSON_TYPE
-        except Exception:
-            log.exception("unhandled error on %s %s", ctx.request.method, ctx.request.path)
-            status, body = 500, render_json({"error": "Internal server error"})
-            content_type = JSON_TYPE
-        headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-        if status in (503,):
-            headers.append(("Retry-After", "1"))
-        start_response(_STATUS_LINES.get(status, f"{status} ERROR"), headers)
+        except Exception as exc:  # every failure is answered as an ApiError
+            return self._as_error(exc, ctx)(environ, start_response)
+        start_response(_OK, [("Content-Type", content_type),
+                                  ("Content-Length", str(len(body)))])
         if environ.get("REQUEST_METHOD") == "HEAD":
             return [b""]
         return [body]
 
-    def _url_base(self, environ: Environ) -> str:
+    @staticmethod
+    def _as_error(exc: Exception, ctx: Context) -> ApiError:
+        """The ``ApiError`` a failure is answered with (logged when it is a bug)."""
+        if isinstance(exc, ApiError):
+            return exc
+        if isinstance(exc, RouteMethodNotAllowed):
+            allowed = sorted(set(exc.valid_methods or ()))
+            return MethodNotAllowed(f"Method {ctx.request.method} not allowed; use "
+                                    f"{', '.join(allowed)}", allowed=allowed)
+        if isinstance(exc, HTTPException):
+            if exc.code == 404:
+                return NotFound(f"Not found: {ctx.request.path}")
+            return ApiError(exc.description or exc.name, exc.code or 400)
+        if isinstance(exc, DBAPIError | PoolTimeout):
+            if database_unavailable(exc):
+                log.warning("database unavailable: %s", str(exc).splitlines()[0])
+                return ServiceUnavailable(DB_UNAVAILABLE)
+            log.exception("database error on %s %s", ctx.request.method, ctx.request.path)
+            return InternalServerError("Internal database error")
+        log.exception("unhandled error on %s %s", ctx.request.method, ctx.request.path)
+        return InternalServerError("Internal server error")
+
+    def url_base(self, environ: Environ) -> str:
         """The host's own mount point: SCRIPT_NAME less the API prefix."""
         script = str(environ.get("SCRIPT_NAME", "")).rstrip("/")
         if self.prefix and script.endswith(self.prefix):

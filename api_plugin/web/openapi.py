@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of the API, built from the URL map so the two cannot drift."""
+"""The OpenAPI 3.1 document of the API, built from the URL map and what each view says
+of itself (``operation_docs``), so the document cannot drift from the routes."""
 
 from __future__ import annotations
 
@@ -7,67 +8,33 @@ from functools import cache
 from typing import Any
 
 from api_plugin import __version__
-from api_plugin.web.routes import ROUTES
+from api_plugin.web.operation_docs import operation_doc
+from api_plugin.web.routes import build_url_map
 
 _ERROR = {"description": "Error", "content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Error"}}}}
-_PARAM = re.compile(r"<(\w+)>")
-
-_BODIES: dict[str, dict[str, Any]] = {
-    "trigger_dag": {
-        "type": "object",
-        "properties": {
-            "run_id": {"type": "string"},
-            "conf": {"oneOf": [{"type": "object"}, {"type": "string"}]},
-            "execution_date": {"type": "string", "format": "date-time"},
-            "replace_microseconds": {"oneOf": [{"type": "boolean"},
-                                               {"type": "string", "enum": ["true", "false"]}]},
-        },
-    },
-    "create_pool": {
-        "type": "object",
-        "required": ["name", "slots", "description"],
-        "properties": {
-            "name": {"type": "string", "minLength": 1},
-            "slots": {"type": "integer"},
-            "description": {"type": "string"},
-        },
-    },
-}
-_QUERY: dict[str, list[dict[str, Any]]] = {
-    "dag_runs": [
-        {"name": "state", "in": "query", "schema": {"type": "string"}},
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-    ],
-}
-_STATUSES: dict[str, tuple[str, ...]] = {
-    "trigger_dag": ("400", "404", "409", "413"),
-    "dag_runs": ("400",),
-    "create_pool": ("400", "413"),
-    "delete_pool": ("400", "404"),
-    "delete_dag": ("404", "409"),
-    "delete_dag_by_json_client": ("404", "409"),
-}
+_PARAM = re.compile(r"<(?:[^<>:]+:)?(\w+)>")
 
 
 @cache
 def _document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for rule, methods, view in ROUTES:
-        path = _PARAM.sub(r"{\1}", rule)
+    for rule in build_url_map().iter_rules():
+        view = rule.endpoint
+        doc = operation_doc(view)
+        path = _PARAM.sub(r"{\1}", rule.rule)
         params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in _PARAM.findall(rule)]
-        for method in methods:
+                  for name in _PARAM.findall(rule.rule)]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             operation: dict[str, Any] = {
-                "operationId": view,
-                "parameters": params + _QUERY.get(view, []),
+                "operationId": view.__name__,
+                "parameters": params + list(doc.query),
                 "responses": {"200": {"description": "Success"},
-                              **{code: _ERROR for code in _STATUSES.get(view, ("400", "404"))}},
+                              **{code: _ERROR for code in doc.errors}},
             }
-            if view in _BODIES:
+            if doc.body is not None:
                 operation["requestBody"] = {"required": True, "content": {
-                    "application/json": {"schema": _BODIES[view]}}}
+                    "application/json": {"schema": doc.body}}}
             paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",
