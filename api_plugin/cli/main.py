@@ -46,7 +46,7 @@ def open_store(config: Config, *, create: bool = False) -> Any:
 
 def cmd_db_init(args: argparse.Namespace, config: Config) -> int:
     store = open_store(config, create=True)
-    print(f"Database ready ({store.flavor}) at {store.engine.url.render_as_string()}")
+    print(f"Database ready ({store.flavor}) at {store.url}")
     return EXIT_OK
 
 

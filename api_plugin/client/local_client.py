@@ -7,13 +7,11 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api_plugin.client.base import ApiClient, ClientConnectionError
 from api_plugin.services import ApiService
 from api_plugin.settings.config import Config
-from api_plugin.store import Store
-from api_plugin.web.app import database_unavailable
+from api_plugin.store import DatabaseUnavailable, Store
 
 T = TypeVar("T")
 
@@ -35,10 +33,8 @@ class LocalClient(ApiClient):
     def _call(self, operation: Callable[[], T]) -> T:
         try:
             return operation()
-        except (DBAPIError, PoolTimeout) as exc:
-            if database_unavailable(exc):
-                raise ClientConnectionError("The metadata database is unavailable") from None
-            raise
+        except DatabaseUnavailable:
+            raise ClientConnectionError("The metadata database is unavailable") from None
 
     def test(self) -> dict[str, Any]:
         return self._call(self.service.test)

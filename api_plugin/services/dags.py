@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import MetaData, bindparam, delete, func, select, update
+from sqlalchemy.sql import Select
 
 from api_plugin.errors import BadRequest, Conflict, NotFound
 from api_plugin.services.common import dag_not_in_model
 from api_plugin.store import Store
+from api_plugin.store.tables import Tables
 
 
 def parse_paused(value: Any) -> bool:
@@ -32,11 +34,14 @@ def set_paused(store: Store, dag_id: str, paused: Any) -> dict[str, str]:
 
 
 def get_paused(store: Store, dag_id: str) -> dict[str, bool]:
-    row = store.prepared("paused", lambda t: select(t.dag.c.is_paused).where(
-        t.dag.c.dag_id == bindparam("dag_id")).limit(1)).first(dag_id=dag_id)
+    row = store.prepared(_paused_query).first(dag_id=dag_id)
     if row is None:
         raise dag_not_in_model(dag_id)
     return {"is_paused": bool(row.is_paused)}
+
+
+def _paused_query(t: Tables) -> Select[Any]:
+    return select(t.dag.c.is_paused).where(t.dag.c.dag_id == bindparam("dag_id")).limit(1)
 
 
 def get_dag_code(store: Store, dag_id: str) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 
@@ -27,13 +25,6 @@ _STATUS_LINES = {
     503: "503 SERVICE UNAVAILABLE",
 }
 JSON_TYPE = "application/json"
-DB_UNAVAILABLE = "The metadata database is unavailable; try again shortly"
-
-
-_UNAVAILABLE_HINTS = ("database is locked", "unable to open database", "could not connect",
-                      "connection refused", "server closed the connection",
-                      "terminating connection", "the database system is",
-                      "connection to server", "no connection to the server")
 
 
 def wsgi_text(value: object) -> str:
@@ -43,19 +34,6 @@ def wsgi_text(value: object) -> str:
     if text.isascii():
         return text
     return text.encode("latin-1", "replace").decode("utf-8", "replace")
-
-
-def database_unavailable(exc: Exception) -> bool:
-    """True when the database cannot be reached now (a 503), not when a query is wrong."""
-    if isinstance(exc, PoolTimeout):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    pgcode = str(getattr(getattr(exc, "orig", None), "pgcode", "") or "")
-    if pgcode.startswith(("08", "57P")):
-        return True
-    text = str(getattr(exc, "orig", exc)).lower()
-    return isinstance(exc, OperationalError) and any(h in text for h in _UNAVAILABLE_HINTS)
 
 
 class ApiApp:
@@ -101,14 +79,6 @@ class ApiApp:
             status, content_type = exc.code or 400, JSON_TYPE
             text = "Not found" if status == 404 else (exc.description or exc.name)
             body = render_json({"error": f"{text}: {ctx.request.path}" if status == 404 else text})
-        except (DBAPIError, PoolTimeout) as exc:
-            if database_unavailable(exc):
-                log.warning("database unavailable: %s", str(exc).splitlines()[0])
-                status, body = 503, render_json({"error": DB_UNAVAILABLE})
-            else:
-                log.exception("database error on %s %s", ctx.request.method, ctx.request.path)
-                status, body = 500, render_json({"error": "Internal database error"})
-            content_type = JSON_TYPE
         except Exception:
             log.exception("unhandled error on %s %s", ctx.request.method, ctx.request.path)
             status, body = 500, render_json({"error": "Internal server error"})
