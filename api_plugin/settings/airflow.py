@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from api_plugin.settings.config import DEFAULTS, Config, parse_bool
+from api_plugin.settings.config import DEFAULTS, Config
 
 #: The plugin's own section in airflow.cfg.
 SECTION = "api_plugin"
@@ -194,8 +194,7 @@ def hosted_config(source: AirflowSettings, environ: Mapping[str, str] | None = N
 
 def check_hosted_auth(config: Config) -> None:
     """Inside the api-server, ``default`` only with ``allow_open_api = True``."""
-    if any(name in _OPEN_NAMES for name in config.auth_backends) and not parse_bool(
-            config.get("api", "allow_open_api") or "False"):
+    if any(name in _OPEN_NAMES for name in config.auth_backends) and not config.allow_open_api:
         raise OpenApiRefused(
             "api_plugin will not serve its API without authentication inside Airflow's "
             "api-server: Airflow does not authenticate plugin apps and listens on every "

@@ -11,6 +11,7 @@ from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 from api_plugin.auth.base import Environ, StartResponse
 from api_plugin.errors import ApiError
 from api_plugin.services import ApiService
+from api_plugin.settings.config import DEFAULT_CONFIG, DEFAULT_PREFIX
 from api_plugin.web.rendering import render_json
 from api_plugin.web.routes import build_url_map
 from api_plugin.web.views import VIEWS, Context, PlainText
@@ -39,8 +40,8 @@ def wsgi_text(value: object) -> str:
 class ApiApp:
     """The experimental API as a WSGI callable, paths relative to its mount point."""
 
-    def __init__(self, service: ApiService, *, prefix: str = "/api/experimental",
-                 max_body_bytes: int = 1024 * 1024) -> None:
+    def __init__(self, service: ApiService, *, prefix: str = DEFAULT_PREFIX,
+                 max_body_bytes: int = DEFAULT_CONFIG.max_body_bytes) -> None:
         self.service = service
         self.prefix = prefix.rstrip("/")
         self.max_body_bytes = max_body_bytes
