@@ -36,7 +36,7 @@ def throttle(clock: Clock, per_client: int = 3, per_account: int = 5, per_host: 
 def test_a_client_gets_its_budget_then_the_wait_until_the_oldest_leaves(
         clock: Clock) -> None:
     gate = throttle(clock)
-    for step in range(3):
+    for _ in range(3):
         assert isinstance(gate.begin("alice", "192.0.2.1"), Ticket)
         clock.now += 10  # failures at +0, +10, +20
     assert gate.begin("alice", "192.0.2.1") == pytest.approx(WINDOW - 30)
