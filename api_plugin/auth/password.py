@@ -27,16 +27,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from api_plugin.auth.base import (
     Authenticated,
-    AuthMiddleware,
     Denied,
     Environ,
     NotAttempted,
     Outcome,
-    WSGIApp,
 )
 from api_plugin.auth.hashes import is_bcrypt, verify_password
 from api_plugin.auth.throttle import LoginThrottle, Ticket
@@ -238,7 +235,3 @@ def _parse_basic(header: str) -> tuple[str, str] | None:
         return None
     return username, password
 
-
-def password_middleware(app: WSGIApp, lookup: UserLookup, **kwargs: Any) -> AuthMiddleware:
-    """``app`` behind HTTP Basic alone."""
-    return AuthMiddleware(app, [PasswordBackend(lookup, **kwargs)])

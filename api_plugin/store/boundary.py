@@ -105,7 +105,7 @@ class Boundary:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+    def __exit__(self, _exc_type: type[BaseException] | None, exc: BaseException | None,
                  _tb: TracebackType | None) -> None:
         if exc is not None and isinstance(exc, DRIVER_ERRORS):
             raise api_error_for(exc, self.conflict) from exc
