@@ -46,20 +46,20 @@ def _paused_query(t: Tables) -> Select[Any]:
 
 def get_dag_code(store: Store, dag_id: str) -> str:
     """The DAG file's source from ``dag_code`` (3.x: its newest version's)."""
-    t = store.tables
-    dag, code = t.dag, t.dag_code
-    with store.read() as conn:
-        row = conn.execute(
-            select(dag.c.dag_id, code.c.source_code)
-            .select_from(dag.outerjoin(code, t.source_of(dag)))
-            .where(dag.c.dag_id == dag_id)
-            .limit(1)
-        ).first()
+    row = store.prepared(_dag_code_query).first(dag_id=dag_id)
     if row is None:
         raise dag_not_in_model(dag_id)
     if row.source_code is None:
         raise NotFound(f"No source code stored for dag {dag_id}")
     return str(row.source_code)
+
+
+def _dag_code_query(t: Tables) -> Select[Any]:
+    dag, code = t.dag, t.dag_code
+    return (select(dag.c.dag_id, code.c.source_code)
+            .select_from(dag.outerjoin(code, t.source_of(dag)))
+            .where(dag.c.dag_id == bindparam("dag_id"))
+            .limit(1))
 
 
 def delete_dag(store: Store, dag_id: str) -> dict[str, Any]:
