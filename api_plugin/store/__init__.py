@@ -12,8 +12,8 @@ Which way to run a query (the rule):
    placeholders; the function itself is the query's key, and the statement is compiled
    once per process and run on the driver's cursor in one round trip.
 2. **Anything else that reads** (several statements that must see one snapshot, a
-   statement whose shape depends on the call, rare reads such as the DAG's source or a
-   sample hash): ``with store.read() as conn`` and SQLAlchemy Core.
+   statement whose shape depends on the call, rare reads off the request path such as
+   a sample password hash): ``with store.read() as conn`` and SQLAlchemy Core.
 3. **Anything that writes**: ``with store.write() as conn`` (``store.write(conflict=
    error)`` when a violated constraint means a concurrent create), SQLAlchemy Core.
 4. **A write on a hot path** whose statements are fixed (the trigger's): a method of
