@@ -26,6 +26,7 @@ from api_plugin.cli.dagfiles import fileloc_hash, load_dags
 from api_plugin.flavors import DagRecord, flavor_named
 from api_plugin.store import Store
 from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, AIRFLOW3
+from tests.servers import Server, start_server
 
 DATA = Path(__file__).parent / "tests" / "data"
 REFERENCE_VERSION = {AIRFLOW1: "1.10.15", AIRFLOW2: "2.10.5", AIRFLOW3: "3.3.2"}
@@ -228,6 +229,21 @@ def api(
     app = mount_into(json_not_found, build_api(config, store), PREFIX)
     yield ApiHarness(flavor, backend, url, store, LoopbackClient(app), settings)
     store.dispose()
+
+
+@pytest.fixture
+def spawn_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start real servers (``tests.servers.start_server``'s arguments, the folder left
+    out); every one started is stopped after the test."""
+    started: list[Server] = []
+
+    def spawn(database_url: str | None = None, **options: Any) -> Server:
+        started.append(start_server(tmp_path, database_url, **options))
+        return started[-1]
+
+    yield spawn
+    for server in started:
+        server.stop()
 
 
 def cheap_hash(password: str, flavor: str) -> str:

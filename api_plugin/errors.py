@@ -156,7 +156,10 @@ def _by_status() -> dict[int, type[ApiError]]:
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        if cls is not ApiError and not cls.__name__.startswith("_"):
+        # Only this module's own classes: a layer's subclass (the store's
+        # DatabaseUnavailable) names one cause of a status, not the status itself.
+        if cls is not ApiError and not cls.__name__.startswith("_") \
+                and cls.__module__ == __name__:
             found.setdefault(cls.status, cls)
     return found
 

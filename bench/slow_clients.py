@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tests.test_serve import free_port, wait_until_up  # noqa: E402
+from tests.servers import start_server  # noqa: E402
 from tests.test_slow_clients import PREFIX, SlowClients  # noqa: E402
 
 
@@ -47,14 +45,10 @@ def main() -> int:
     parser.add_argument("--read-timeout", type=float, default=30.0)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="api_plugin_slow_"))
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(folder / "none.cfg"),
-           "API_PLUGIN__WEBSERVER__REQUEST_READ_TIMEOUT": str(args.read_timeout)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_server(folder, settings={
+        "webserver__request_read_timeout": str(args.read_timeout)})
+    port = server.port
     try:
-        wait_until_up(f"http://127.0.0.1:{port}{PREFIX}/test", proc)
         quiet = latencies(port, args.requests)
         with SlowClients(port) as slow:
             slow.open(headers=args.slow // 2, bodies=args.slow - args.slow // 2)
@@ -62,8 +56,7 @@ def main() -> int:
             loaded = latencies(port, args.requests)
             still_open = slow.still_open
     finally:
-        proc.terminate()
-        proc.wait()
+        server.stop()
     print(f"/test, {args.requests} requests, 2 workers: quiet p50 {quantile(quiet, .5):.1f} ms "
           f"p99 {quantile(quiet, .99):.1f} ms; with {still_open} of {args.slow} slow sockets "
           f"open p50 {quantile(loaded, .5):.1f} ms p99 {quantile(loaded, .99):.1f} ms "

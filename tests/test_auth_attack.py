@@ -7,14 +7,10 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import bcrypt
 import pytest
@@ -29,8 +25,8 @@ from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from api_plugin.store.users import create_user
 from conftest import PREFIX, add_fab_users_table, seed_airflow_rows
+from tests.servers import Server
 from tests.test_auth import basic
-from tests.test_serve import free_port, wait_until_up
 
 
 def realistic_hash(password: str, flavor: str) -> str:
@@ -206,27 +202,20 @@ def test_no_header_combination_passes(sqlite_store: Store, backends: str) -> Non
 
 
 @pytest.fixture
-def password_server(tmp_path: Path, make_database: Callable[[str, str], str]) -> tuple[str, str]:
+def password_server(make_database: Callable[[str, str], str],
+                    spawn_server: Callable[..., Server]) -> int:
     """``api-plugin serve`` with the password backend, 2 workers, one user with a real
-    pbkdf2:260000 hash (about 0.1-0.2 s of CPU per check)."""
+    pbkdf2:260000 hash (about 0.1-0.2 s of CPU per check): its port."""
     url = make_database("airflow2", "sqlite")
     store = Store.open(url)
     seed_airflow_rows(store)
     create_user(store, "alice", realistic_hash("right", "airflow2"))
     store.dispose()
-    return url, str(tmp_path)
+    return spawn_server(url, settings={"api__auth_backends": "password"}).port
 
 
-def test_brute_force_does_not_slow_other_clients(password_server: tuple[str, str]) -> None:
-    url, folder = password_server
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(Path(folder) / "none.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url,
-           "API_PLUGIN__API__AUTH_BACKENDS": "password"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}{PREFIX}"
+def test_brute_force_does_not_slow_other_clients(password_server: int) -> None:
+    port = password_server
 
     def get(headers: dict[str, str], source: str = "127.0.0.1") -> int:
         """One request from the loopback address ``source`` (the throttle's key)."""
@@ -254,7 +243,6 @@ def test_brute_force_does_not_slow_other_clients(password_server: tuple[str, str
             i += 1
 
     try:
-        wait_until_up(base + "/test", proc)
         legit(10)  # both workers now hold alice's success in their cache
         threads = [threading.Thread(target=attacker, args=(k,)) for k in range(4)]
         for thread in threads:
@@ -266,8 +254,6 @@ def test_brute_force_does_not_slow_other_clients(password_server: tuple[str, str
             thread.join(timeout=30)
     finally:
         stop.set()
-        proc.terminate()
-        proc.wait(timeout=30)
 
     print(f"\nbrute force: {sum(attacks.values())} guesses {dict(attacks)}; the legitimate "
           f"client under attack: {dict(attacked)} (latencies: bench/auth_timing.py)")

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +29,8 @@ from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from api_plugin.store.users import create_user
 from conftest import PREFIX, seed_airflow_rows
+from tests.servers import Server
 from tests.test_auth import basic
-from tests.test_serve import free_port, wait_until_up
 
 ADDRESSES = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(400)]
 
@@ -225,8 +222,8 @@ def test_revocation_through_the_app(airflow2_store: Store, tmp_path: Path) -> No
 
 
 @pytest.fixture
-def throttled_server(tmp_path: Path, make_database: Callable[[str, str], str]
-                     ) -> Iterator[tuple[int, Path]]:
+def throttled_server(tmp_path: Path, make_database: Callable[[str, str], str],
+                     spawn_server: Callable[..., Server]) -> tuple[int, Path]:
     """``api-plugin serve`` (2 workers, password backend, default budgets) over a database
     with alice and bob (cheap hashes: the budgets, not the hash cost, are under test)."""
     url = make_database("airflow2", "sqlite")
@@ -235,21 +232,10 @@ def throttled_server(tmp_path: Path, make_database: Callable[[str, str], str]
     for user in ("alice", "bob"):
         create_user(store, user, generate_password_hash(f"right-{user}", "pbkdf2:sha256:1000"))
     store.dispose()
-    port = free_port()
     throttle_file = tmp_path / "throttle" / "auth.sqlite3"
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url,
-           "API_PLUGIN__API__AUTH_BACKENDS": "password",
-           "API_PLUGIN__API__AUTH_THROTTLE_PATH": str(throttle_file)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}{PREFIX}/test", proc)
-        yield port, throttle_file
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    server = spawn_server(url, settings={"api__auth_backends": "password",
+                                         "api__auth_throttle_path": str(throttle_file)})
+    return server.port, throttle_file
 
 
 def _get(port: int, headers: dict[str, str], source: str) -> int:

@@ -27,7 +27,7 @@ from api_plugin.errors import ApiError, MethodNotAllowed, NotFound
 from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from conftest import seed_airflow_rows
-from tests.test_serve import free_port, wait_until_up
+from tests.servers import Server
 
 #: Values that belong to the moment a call ran, not to what it did (Airflow 3's UUIDv7
 #: ids included: they start with the time).
@@ -114,23 +114,11 @@ def seeded_database(make_database: Callable[[str, str], str], flavor: str) -> st
 
 
 @pytest.fixture
-def server(tmp_path: Path, flavor: str,
-           make_database: Callable[[str, str], str]) -> Iterator[tuple[str, str]]:
+def server(flavor: str, make_database: Callable[[str, str], str],
+           spawn_server: Callable[..., Server]) -> tuple[str, str]:
     """A real ``api-plugin serve`` over a seeded database: (endpoint_url, database url)."""
     url = seeded_database(make_database, flavor)
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(endpoint + "/api/experimental/test", proc)
-        yield endpoint, url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    return spawn_server(url).base, url
 
 
 def test_json_and_local_clients_agree(server: tuple[str, str], flavor: str,
@@ -291,8 +279,8 @@ def airflow_token(jti: str, key: str = JWT_SECRET) -> str:
 
 
 @pytest.fixture
-def jwt_server(tmp_path: Path, make_database: Callable[[str, str], str]
-               ) -> Iterator[tuple[str, Store]]:
+def jwt_server(make_database: Callable[[str, str], str],
+               spawn_server: Callable[..., Server]) -> Iterator[tuple[str, Store]]:
     """``api-plugin serve`` with ``airflow_jwt`` alone, over a database that has Airflow 3's
     ``revoked_token`` table: (endpoint_url, store)."""
     url = seeded_database(make_database, "airflow2")
@@ -301,21 +289,11 @@ def jwt_server(tmp_path: Path, make_database: Callable[[str, str], str]
         conn.exec_driver_sql("CREATE TABLE revoked_token (jti VARCHAR(32) NOT NULL, "
                              "exp TIMESTAMP NOT NULL, CONSTRAINT revoked_token_pkey "
                              "PRIMARY KEY (jti))")
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url,
-           "API_PLUGIN__API__AUTH_BACKENDS": "airflow_jwt",
-           "AIRFLOW__API_AUTH__JWT_SECRET": JWT_SECRET}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(endpoint + "/api/experimental/test", proc)  # a 401 answer is fine
-        yield endpoint, store
+        server = spawn_server(url, settings={"api__auth_backends": "airflow_jwt"},
+                              environ={"AIRFLOW__API_AUTH__JWT_SECRET": JWT_SECRET})
+        yield server.base, store  # a 401 answer to /test counted as up
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         store.dispose()
 
 

@@ -3,13 +3,9 @@ every collision a 409, never a 5xx, never a run without its task instances."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -18,7 +14,7 @@ from api_plugin.cli.dagfiles import load_dags
 from api_plugin.cli.main import example_dags_dir
 from api_plugin.store import Store
 from conftest import seed_airflow_rows
-from tests.test_serve import free_port, request, wait_until_up
+from tests.servers import WSGI_TARGET, Server, request
 
 DISTINCT_RUNS = 60
 COPIES = 3  # each run is asked for this many times at once
@@ -26,26 +22,16 @@ CLIENTS = 16
 
 
 @pytest.fixture
-def server(backend: str, flavor: str, tmp_path: Path,
-           make_database: Callable[[str, str], str]) -> Iterator[tuple[str, Store]]:
+def server(backend: str, flavor: str, make_database: Callable[[str, str], str],
+           spawn_server: Callable[..., Server]) -> Iterator[tuple[str, Store]]:
+    """gunicorn with 4 workers over a seeded database: (the API's URL, the store)."""
     url = make_database(flavor, backend)
     store = Store.open(url)
     seed_airflow_rows(store)
     load_dags(store, example_dags_dir())
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "4",
-         "api_plugin.wsgi:application"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/api/experimental"
     try:
-        wait_until_up(base + "/test", proc)
-        yield base, store
+        yield spawn_server(url, workers=4, gunicorn=WSGI_TARGET).api, store
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         store.dispose()
 
 

@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -30,7 +29,7 @@ from api_plugin.cli.dagfiles import load_dags
 from api_plugin.cli.main import example_dags_dir
 from api_plugin.store import Store
 from conftest import seed_airflow_rows
-from tests.test_serve import free_port, wait_until_up
+from tests.servers import WSGI_TARGET, Server, start_server
 
 PREFIX = "/api/experimental"
 TASKS_PER_RUN = 4  # example_etl: extract, transform, load, report
@@ -112,16 +111,9 @@ def distinct_date(n: int) -> str:
     return (datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=n)).isoformat()
 
 
-def start_gunicorn(url: str, folder: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(folder / "none.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
-         str(workers), "api_plugin.wsgi:application"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until_up(f"http://127.0.0.1:{port}{PREFIX}/test", proc)
-    return proc, port
+def start_gunicorn(url: str, folder: Path, workers: int) -> Server:
+    """gunicorn itself (the documented target) over ``url``."""
+    return start_server(folder, url, workers=workers, gunicorn=WSGI_TARGET)
 
 
 def seeded(url: str) -> Store:
@@ -164,13 +156,13 @@ def test_sigkill_mid_trigger_leaves_whole_runs_or_none(
         backend: str, tmp_path: Path, make_database: Callable[[str, str], str]) -> None:
     url = make_database("airflow2", backend)
     store = seeded(url)
-    proc, port = start_gunicorn(url, tmp_path, 2)
+    server = start_gunicorn(url, tmp_path, 2)
     kills = 0
     try:
-        with Load(port, clients=8) as load:
+        with Load(server.port, clients=8) as load:
             time.sleep(0.5)
             for _ in range(25):  # about five seconds of kills
-                pids = worker_pids(proc.pid)
+                pids = worker_pids(server.proc.pid)
                 if pids:
                     os.kill(random.choice(pids), signal.SIGKILL)
                     kills += 1
@@ -181,9 +173,8 @@ def test_sigkill_mid_trigger_leaves_whole_runs_or_none(
         assert after.status == 200, after
         load.told.add("after-kills")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        store.engine.dispose()
+        server.stop()
+        store.dispose()
     statuses = Counter(o.status for o in load.outcomes)
     print(f"\nSIGKILL ({backend}): {kills} workers killed, {sum(statuses.values())} "
           f"requests, statuses {dict(statuses)}")
@@ -203,9 +194,9 @@ def test_database_outage_answers_503_then_recovers(
         pytest.fail("API_PLUGIN_TEST_PG_URL/API_PLUGIN_TEST_PG_CTL unset: see .ci/postgres.sh")
     url = make_database("airflow2", "postgresql")
     store = seeded(url)
-    proc, port = start_gunicorn(url, tmp_path, 2)
+    server = start_gunicorn(url, tmp_path, 2)
     try:
-        with Load(port, clients=4) as load:
+        with Load(server.port, clients=4) as load:
             time.sleep(1.0)
             subprocess.run([ctl, "stop"], check=True, timeout=60)
             load.phase = "down"
@@ -225,9 +216,8 @@ def test_database_outage_answers_503_then_recovers(
             time.sleep(1.5)
     finally:
         subprocess.run([ctl, "start"], timeout=60, capture_output=True)  # already up: no-op
-        proc.terminate()
-        proc.wait(timeout=30)
-        store.engine.dispose()  # its pooled connections died with the server
+        server.stop()
+        store.dispose()  # its pooled connections died with the server
     during = load.within("down")
     steady = load.within("steady")
     statuses = Counter(o.status for o in load.outcomes)

@@ -9,8 +9,6 @@ import json
 import os
 import pickle
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,8 @@ from sqlalchemy import update
 
 from api_plugin.store import Store
 from api_plugin.web.openapi import openapi_document
+from tests.servers import running_server
 from tests.test_clients import seeded_database
-from tests.test_serve import free_port, wait_until_up
 
 SEEN = {"requests": 0, "5xx": 0}
 
@@ -39,19 +37,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     _create_sqlite_schema(path, "airflow2")
     url = f"sqlite:///{path}"
     seeded_database(lambda flavor, backend: url, "airflow2")
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(folder / "none.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base + "/api/experimental/test", proc)
-        yield base, url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with running_server(folder, url) as server:
+        yield server.base, url
 
 
 # The schema is built from the document the server itself serves, without the

@@ -4,10 +4,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +18,8 @@ from api_plugin.auth.base import AuthMiddleware
 from api_plugin.auth.simple import DefaultBackend, DenyAllBackend
 from api_plugin.serving.mount import build_api, mount, mount_entry_points, mount_into
 from api_plugin.settings.config import Config
+from tests.servers import WSGI_TARGET, Server, request
 from tests.test_clients import seeded_database
-from tests.test_serve import free_port, request, wait_until_up
 
 REPO = Path(__file__).resolve().parent.parent
 #: What a server on loopback passes (WebTest sets no REMOTE_ADDR, which the open backend
@@ -168,27 +165,13 @@ def test_auth_stack_outside_the_mount(config: Config) -> None:
     assert client.get("/", status=403).json == {"error": "Forbidden"}
 
 
-def _gunicorn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "gunicorn", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 @pytest.fixture(params=["module", "paste"])
 def gunicorn_server(request: pytest.FixtureRequest, db_url: str,
-                    tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "none.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": db_url}
-    target = (["api_plugin.wsgi:application"] if request.param == "module"
+                    spawn_server: Callable[..., Server]) -> str:
+    """gunicorn, 3 workers, on the module target or the example Paste file: the API's URL."""
+    target = (WSGI_TARGET if request.param == "module"
               else ["--paste", str(REPO / "examples" / "paste.ini")])
-    proc = _gunicorn(["--bind", f"127.0.0.1:{port}", "--workers", "3", *target], env)
-    base = f"http://127.0.0.1:{port}/api/experimental"
-    try:
-        wait_until_up(base + "/test", proc)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    return spawn_server(db_url, workers=3, gunicorn=target).api
 
 
 def test_gunicorn_workers_share_one_database(gunicorn_server: str) -> None:

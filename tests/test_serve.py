@@ -2,64 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def request(url: str, body: Any = None, method: str | None = None) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    for _ in range(int(seconds / 0.1)):  # polls, each at least 0.1 s apart
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}")
-        try:
-            request(url)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {seconds}s")
+from tests.servers import Server, request
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(tmp_path / "home" / "api_plugin.cfg")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/api/experimental"
-    try:
-        wait_until_up(base + "/test", proc)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def served(spawn_server: Callable[..., Server]) -> str:
+    """``api-plugin serve`` on the embedded default database: the API's URL."""
+    return spawn_server().api
 
 
 def test_serve_answers_and_triggers_the_example(served: str) -> None:

@@ -8,45 +8,24 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from tests.test_serve import free_port, wait_until_up
+from tests.servers import Server
 
 PREFIX = "/api/experimental"
 READ_TIMEOUT = 8  # seconds a request may take to arrive, for this server
 
 
-def start_serve(folder: Path, read_timeout: float = READ_TIMEOUT
-                ) -> tuple[subprocess.Popen[bytes], int]:
-    """``api-plugin serve`` with 2 workers and the given request-read deadline."""
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(folder / "none.cfg"),
-           "API_PLUGIN__WEBSERVER__REQUEST_READ_TIMEOUT": str(read_timeout)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until_up(f"http://127.0.0.1:{port}{PREFIX}/test", proc)
-    return proc, port
-
-
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[int]:
-    proc, port = start_serve(tmp_path)
-    try:
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def served(spawn_server: Callable[..., Server]) -> int:
+    """``api-plugin serve`` (2 workers) with the request-read deadline: its port."""
+    return spawn_server(settings={"webserver__request_read_timeout": str(READ_TIMEOUT)}).port
 
 
 HEADERS_SLOWLY = f"GET {PREFIX}/test HTTP/1.1\r\nHost: localhost\r\nX-Pad: {'p' * 200}\r\n"

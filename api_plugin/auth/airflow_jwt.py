@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from sqlalchemy.exc import DBAPIError
 
 from api_plugin.auth.base import Authenticated, Denied, Environ, NotAttempted, Outcome
 from api_plugin.settings.config import Config
+from api_plugin.store.boundary import DatabaseFailure, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class AirflowJwtBackend:
         if jti and self.is_revoked is not None:
             try:
                 revoked = self.is_revoked(jti)
-            except DBAPIError:
+            except (DatabaseUnavailable, DatabaseFailure):
                 log.warning("revoked_token could not be read; refusing the token", exc_info=True)
                 return Denied(503, "The metadata database is unavailable")
             if revoked:

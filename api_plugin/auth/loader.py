@@ -69,7 +69,7 @@ def build_backends(config: Config, user_lookup: UserLookup | None = None, *,
     backends: list[AuthBackend] = []
     for name in (canonical_name(n) for n in config.auth_backends):
         if name == "default":
-            backends.append(DefaultBackend(config.getbool("api", "allow_open_api")))
+            backends.append(DefaultBackend(config.allow_open_api))
         elif name == "deny_all":
             backends.append(DenyAllBackend())
         elif name == "password":
@@ -83,13 +83,11 @@ def build_backends(config: Config, user_lookup: UserLookup | None = None, *,
                 raise ValueError("the password backend needs a user store")
             backends.append(PasswordBackend(
                 user_lookup,
-                realm=config.get("api", "basic_realm") or "api_plugin",
-                cache_seconds=config.getfloat("api", "password_cache_seconds", 60.0),
-                failures_per_minute=config.getint("api", "auth_failures_per_minute", 20),
-                account_failures_per_minute=config.getint(
-                    "api", "auth_account_failures_per_minute", 60),
-                host_failures_per_minute=config.getint(
-                    "api", "auth_host_failures_per_minute", 120),
+                realm=config.basic_realm,
+                cache_seconds=config.password_cache_seconds,
+                failures_per_minute=config.auth_failures_per_minute,
+                account_failures_per_minute=config.auth_account_failures_per_minute,
+                host_failures_per_minute=config.auth_host_failures_per_minute,
                 throttle_path=throttle_path(config),
                 throttle_scope=config.sql_alchemy_conn,
             ))

@@ -27,19 +27,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from api_plugin.auth.base import (
     Authenticated,
-    AuthMiddleware,
     Denied,
     Environ,
     NotAttempted,
     Outcome,
-    WSGIApp,
 )
 from api_plugin.auth.hashes import is_bcrypt, verify_password
 from api_plugin.auth.throttle import LoginThrottle, Ticket
+from api_plugin.settings.config import DEFAULT_CONFIG
 
 MAX_HEADER = 8192
 CACHE_SIZE = 1024
@@ -85,11 +83,15 @@ class PasswordBackend:
 
     name = "password"
 
-    def __init__(self, lookup: UserLookup, *, realm: str = "api_plugin",
-                 cache_seconds: float = 60.0, clock: Callable[[], float] | None = None,
+    def __init__(self, lookup: UserLookup, *, realm: str = DEFAULT_CONFIG.basic_realm,
+                 cache_seconds: float = DEFAULT_CONFIG.password_cache_seconds,
+                 clock: Callable[[], float] | None = None,
                  verify: Callable[[str, str], bool] | None = None,
-                 failures_per_minute: int = 20, account_failures_per_minute: int = 60,
-                 host_failures_per_minute: int = 120, throttle_path: Path | None = None,
+                 failures_per_minute: int = DEFAULT_CONFIG.auth_failures_per_minute,
+                 account_failures_per_minute: int =
+                 DEFAULT_CONFIG.auth_account_failures_per_minute,
+                 host_failures_per_minute: int = DEFAULT_CONFIG.auth_host_failures_per_minute,
+                 throttle_path: Path | None = None,
                  throttle_scope: str = "",
                  sample_hash: Callable[[], str | None] | None = None) -> None:
         self.lookup = lookup
@@ -233,7 +235,3 @@ def _parse_basic(header: str) -> tuple[str, str] | None:
         return None
     return username, password
 
-
-def password_middleware(app: WSGIApp, lookup: UserLookup, **kwargs: Any) -> AuthMiddleware:
-    """``app`` behind HTTP Basic alone."""
-    return AuthMiddleware(app, [PasswordBackend(lookup, **kwargs)])

@@ -51,6 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from api_plugin.settings.config import DEFAULT_CONFIG
+
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
@@ -122,8 +124,11 @@ class LoginThrottle:
     """The three failure budgets and the known clients, in one SQLite file (or, with
     ``path=None``, in this process's memory alone)."""
 
-    def __init__(self, failures_per_minute: int = 20, account_failures_per_minute: int = 60,
-                 host_failures_per_minute: int = 120, *, path: Path | None = None,
+    def __init__(self, failures_per_minute: int = DEFAULT_CONFIG.auth_failures_per_minute,
+                 account_failures_per_minute: int =
+                 DEFAULT_CONFIG.auth_account_failures_per_minute,
+                 host_failures_per_minute: int = DEFAULT_CONFIG.auth_host_failures_per_minute,
+                 *, path: Path | None = None,
                  scope: str = "", clock: Callable[[], float] = time.time,
                  window: float = WINDOW, known_seconds: float = KNOWN_SECONDS) -> None:
         self.per_client = failures_per_minute

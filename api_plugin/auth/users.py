@@ -15,18 +15,17 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import secrets
 import threading
 from pathlib import Path
 from typing import Any, Protocol
 
+from api_plugin.settings.airflow import default_passwords_file
 from api_plugin.settings.config import Config, parse_bool
 from api_plugin.store import AIRFLOW1, Store
 
 log = logging.getLogger(__name__)
 
-PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json.generated"
 DEFAULT_SIMPLE_USERS = "admin:admin"  # Airflow 3's default [core] simple_auth_manager_users
 
 
@@ -38,14 +37,6 @@ class UserSource(Protocol):
     """``source(username) -> stored credential`` of an active user, or None."""
 
     def __call__(self, username: str) -> str | None: ...
-
-
-def default_passwords_file(environ: dict[str, str] | None = None) -> Path:
-    """``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated`` (AIRFLOW_HOME
-    defaulting to ``~/airflow``, as Airflow's)."""
-    env = os.environ if environ is None else environ
-    home = env.get("AIRFLOW_HOME") or "~/airflow"
-    return Path(home).expanduser() / PASSWORDS_FILE_NAME
 
 
 def parse_simple_users(text: str) -> dict[str, str]:

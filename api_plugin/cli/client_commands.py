@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from api_plugin.cli.main import EXIT_API_ERROR, EXIT_OK, EXIT_UNREACHABLE
 from api_plugin.client import ApiClient, ClientConnectionError, get_client
 from api_plugin.errors import ApiError
 from api_plugin.settings.config import Config
@@ -64,14 +65,14 @@ def _run(operation: Operation) -> Callable[[argparse.Namespace, Config], int]:
             result = operation(client, args)
         except ApiError as exc:
             print(f"error: {exc.message} (HTTP {exc.status})", file=sys.stderr)
-            return 1
+            return EXIT_API_ERROR
         except ClientConnectionError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 3
+            return EXIT_UNREACHABLE
         finally:
             client.close()
         print(json.dumps(result, indent=2) if args.json else render_table(result))
-        return 0
+        return EXIT_OK
 
     return command
 

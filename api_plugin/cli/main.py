@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from api_plugin import __version__
-from api_plugin.settings.config import Config
+from api_plugin.settings.config import DEFAULT_CONFIG, Config
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def open_store(config: Config, *, create: bool = False) -> Any:
 
 def cmd_db_init(args: argparse.Namespace, config: Config) -> int:
     store = open_store(config, create=True)
-    print(f"Database ready ({store.flavor}) at {store.engine.url.render_as_string()}")
+    print(f"Database ready ({store.flavor}) at {store.url}")
     return EXIT_OK
 
 
@@ -94,8 +94,8 @@ def prepare_embedded(config: Config) -> None:
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from api_plugin.serving.serve import check_bind_is_safe, run_gunicorn
 
-    bind = args.bind or config.get("webserver", "bind") or "127.0.0.1:8080"
-    workers = args.workers or config.getint("webserver", "workers", 2)
+    bind = args.bind or config.bind
+    workers = args.workers or config.workers
     check_bind_is_safe(config, bind)
     prepare_embedded(config)
     print(f"Serving the API on http://{bind}{config.prefix} with {workers} workers",
@@ -116,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the API under gunicorn")
-    serve.add_argument("--bind", help="host:port (default [webserver] bind, 127.0.0.1:8080)")
-    serve.add_argument("--workers", type=int, help="worker processes (default 2)")
+    serve.add_argument("--bind", help="host:port (default [webserver] bind, "
+                       f"{DEFAULT_CONFIG.bind})")
+    serve.add_argument("--workers", type=int, help="worker processes (default [webserver] "
+                       f"workers, {DEFAULT_CONFIG.workers})")
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database commands").add_subparsers(dest="db", required=True)

@@ -23,7 +23,7 @@ CLIENT_ALIASES = {
 
 def get_client(config: Config, name: str | None = None) -> ApiClient:
     """The client named by ``name`` or ``[cli] api_client``, configured from ``config``."""
-    chosen = (name or config.get("cli", "api_client") or "json_client").strip()
+    chosen = (name or config.api_client).strip()
     try:
         kind = CLIENT_ALIASES[chosen]
     except KeyError:

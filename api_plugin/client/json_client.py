@@ -14,9 +14,7 @@ import requests.auth
 
 from api_plugin.client.base import ApiClient, ClientConnectionError
 from api_plugin.client.transport import Answer
-from api_plugin.settings.config import Config
-
-DEFAULT_TIMEOUT = 30.0
+from api_plugin.settings.config import DEFAULT_CONFIG, DEFAULT_PREFIX, Config
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -36,8 +34,8 @@ class BearerAuth(requests.auth.AuthBase):
 class HttpTransport:
     """Requests sent with a ``requests`` session to ``endpoint_url`` + ``prefix``."""
 
-    def __init__(self, endpoint_url: str, *, prefix: str = "/api/experimental",
-                 auth: Any = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, endpoint_url: str, *, prefix: str = DEFAULT_PREFIX,
+                 auth: Any = None, timeout: float = DEFAULT_CONFIG.client_timeout) -> None:
         self.base = endpoint_url.rstrip("/") + "/" + prefix.strip("/")
         self.session = requests.Session()
         self.session.auth = auth
@@ -65,8 +63,8 @@ class JsonClient(ApiClient):
 
     transport: HttpTransport
 
-    def __init__(self, endpoint_url: str, *, prefix: str = "/api/experimental",
-                 auth: Any = None, timeout: float = DEFAULT_TIMEOUT,
+    def __init__(self, endpoint_url: str, *, prefix: str = DEFAULT_PREFIX,
+                 auth: Any = None, timeout: float = DEFAULT_CONFIG.client_timeout,
                  token: str | None = None) -> None:
         if token is not None and auth is not None:
             raise ValueError("give either auth or token, not both")
@@ -92,15 +90,15 @@ class JsonClient(ApiClient):
 
             auth = HTTPKerberosAuth(
                 mutual_authentication=REQUIRED,
-                service=config.get("cli", "kerberos_service") or "airflow",
+                service=config.client_kerberos_service,
                 hostname_override=config.get("cli", "kerberos_hostname"),
             )
         elif token is None and (username is not None or kind == "basic"):
             auth = (username or "", config.get("cli", "password") or "")
         return cls(
-            config.get("cli", "endpoint_url") or "http://127.0.0.1:8080",
+            config.endpoint_url,
             prefix=config.prefix,
             auth=auth,
-            timeout=config.getfloat("cli", "timeout", DEFAULT_TIMEOUT),
+            timeout=config.client_timeout,
             token=token,
         )

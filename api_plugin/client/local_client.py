@@ -16,7 +16,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from api_plugin.auth.base import WSGIApp
 from api_plugin.client.base import ApiClient, ClientConnectionError
 from api_plugin.client.transport import Answer
-from api_plugin.settings.config import Config
+from api_plugin.settings.config import DEFAULT_PREFIX, Config
 from api_plugin.store import Store
 from api_plugin.web.app import ApiApp
 
@@ -27,7 +27,7 @@ class LocalTransport:
     """Requests made into WSGI environs and passed to ``app`` mounted at ``prefix``;
     ``remote_user`` is set as ``REMOTE_USER`` when given (who a trigger is made by)."""
 
-    def __init__(self, app: WSGIApp, *, prefix: str = "/api/experimental",
+    def __init__(self, app: WSGIApp, *, prefix: str = DEFAULT_PREFIX,
                  remote_user: str | None = None) -> None:
         self.app = app
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""

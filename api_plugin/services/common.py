@@ -28,7 +28,7 @@ def require_dag(store: Store, dag_id: str) -> tuple[DagSpec, Any]:
     One prepared query checks the DAG table and the serialized row's hash together; the
     parsed definition then comes from the per-process cache while that hash is unchanged.
     """
-    row = store.prepared("dag_head", _dag_head_query).first(dag_id=dag_id)
+    row = store.prepared(_dag_head_query).first(dag_id=dag_id)
     if row is None:
         raise dag_not_in_model(dag_id)
     spec = store.dag_spec_by_hash(dag_id, row.dag_hash) if row.sd_dag_id is not None else None

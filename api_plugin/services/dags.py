@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import MetaData, bindparam, delete, func, select, update
+from sqlalchemy.sql import Select
 
 from api_plugin.errors import BadRequest, Conflict, NotFound
 from api_plugin.services.common import dag_not_in_model
 from api_plugin.store import Store
+from api_plugin.store.tables import Tables
 
 
 def parse_paused(value: Any) -> bool:
@@ -32,29 +34,32 @@ def set_paused(store: Store, dag_id: str, paused: Any) -> dict[str, str]:
 
 
 def get_paused(store: Store, dag_id: str) -> dict[str, bool]:
-    row = store.prepared("paused", lambda t: select(t.dag.c.is_paused).where(
-        t.dag.c.dag_id == bindparam("dag_id")).limit(1)).first(dag_id=dag_id)
+    row = store.prepared(_paused_query).first(dag_id=dag_id)
     if row is None:
         raise dag_not_in_model(dag_id)
     return {"is_paused": bool(row.is_paused)}
 
 
+def _paused_query(t: Tables) -> Select[Any]:
+    return select(t.dag.c.is_paused).where(t.dag.c.dag_id == bindparam("dag_id")).limit(1)
+
+
 def get_dag_code(store: Store, dag_id: str) -> str:
     """The DAG file's source from ``dag_code`` (3.x: its newest version's)."""
-    t = store.tables
-    dag, code = t.dag, t.dag_code
-    with store.read() as conn:
-        row = conn.execute(
-            select(dag.c.dag_id, code.c.source_code)
-            .select_from(dag.outerjoin(code, t.source_of(dag)))
-            .where(dag.c.dag_id == dag_id)
-            .limit(1)
-        ).first()
+    row = store.prepared(_dag_code_query).first(dag_id=dag_id)
     if row is None:
         raise dag_not_in_model(dag_id)
     if row.source_code is None:
         raise NotFound(f"No source code stored for dag {dag_id}")
     return str(row.source_code)
+
+
+def _dag_code_query(t: Tables) -> Select[Any]:
+    dag, code = t.dag, t.dag_code
+    return (select(dag.c.dag_id, code.c.source_code)
+            .select_from(dag.outerjoin(code, t.source_of(dag)))
+            .where(dag.c.dag_id == bindparam("dag_id"))
+            .limit(1))
 
 
 def delete_dag(store: Store, dag_id: str) -> dict[str, Any]:

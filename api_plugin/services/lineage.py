@@ -44,7 +44,7 @@ def get_lineage(store: Store, dag_id: str, execution_date: Any) -> dict[str, Any
         return {"task_ids": dict(sorted(declared.items()))}
     if "xcom" not in store.schema:
         return {"task_ids": {}}
-    rows = store.prepared("lineage", _xcoms_query).all(
+    rows = store.prepared(_xcoms_query).all(
         dag_id=dag_id, run=store.flavor.lineage_run_key(run), **_KEYS)
     lineage: dict[str, dict[str, Any]] = {}
     # Rows newest first, the later overwriting the earlier, as Airflow builds it; every

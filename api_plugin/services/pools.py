@@ -6,11 +6,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Select
 
 from api_plugin.errors import BadRequest, Conflict, NotFound
 from api_plugin.store import Store
 from api_plugin.store.schema import DEFAULT_POOL
+from api_plugin.store.tables import Tables
 
 MAX_SLOTS = 2**31 - 1
 MAX_NAME = 256
@@ -32,15 +33,21 @@ def _select_pool(store: Store, conn: Connection, name: str) -> Any:
     return conn.execute(select(sp).where(sp.c.pool == name)).first()
 
 
+def _pools_query(t: Tables) -> Select[Any]:
+    return select(t.slot_pool).order_by(t.slot_pool.c.id)
+
+
+def _pool_query(t: Tables) -> Select[Any]:
+    return select(t.slot_pool).where(t.slot_pool.c.pool == bindparam("name")).limit(1)
+
+
 def get_pools(store: Store) -> list[dict[str, Any]]:
-    rows = store.prepared("pools", lambda t: select(t.slot_pool).order_by(
-        t.slot_pool.c.id)).all()
+    rows = store.prepared(_pools_query).all()
     return [_pool_dict(store, row) for row in rows]
 
 
 def get_pool(store: Store, name: str) -> dict[str, Any]:
-    row = store.prepared("pool", lambda t: select(t.slot_pool).where(
-        t.slot_pool.c.pool == bindparam("name")).limit(1)).first(name=name)
+    row = store.prepared(_pool_query).first(name=name)
     if row is None:
         raise _pool_not_found(name)
     return _pool_dict(store, row)
@@ -68,21 +75,19 @@ def create_pool(store: Store, name: Any, slots: Any, description: Any) -> dict[s
     if description is not None and not isinstance(description, str):
         raise BadRequest("Pool description must be a string")
     sp = store.tables.slot_pool
-    try:
-        with store.write() as conn:
-            row = _select_pool(store, conn, name)
-            if row is None:
-                values: dict[str, Any] = {"pool": name, "slots": value, "description": description}
-                if "include_deferred" in sp.c:
-                    values["include_deferred"] = False
-                conn.execute(insert(sp).values(**values))
-            else:
-                conn.execute(
-                    update(sp).where(sp.c.id == row.id).values(slots=value, description=description)
-                )
-            row = _select_pool(store, conn, name)
-    except IntegrityError:
-        raise Conflict(f"Pool '{name}' was created concurrently; retry") from None
+    with store.write(conflict=Conflict(f"Pool '{name}' was created concurrently; retry")
+                     ) as conn:
+        row = _select_pool(store, conn, name)
+        if row is None:
+            values: dict[str, Any] = {"pool": name, "slots": value, "description": description}
+            if "include_deferred" in sp.c:
+                values["include_deferred"] = False
+            conn.execute(insert(sp).values(**values))
+        else:
+            conn.execute(
+                update(sp).where(sp.c.id == row.id).values(slots=value, description=description)
+            )
+        row = _select_pool(store, conn, name)
     return _pool_dict(store, row)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, bindparam, func, select
@@ -43,15 +42,13 @@ def get_dag_runs(
     """The DAG's runs in date order (3.x: ``run_after``, as a run may have no logical
     date, listed as null); an unknown DAG is a 400 here."""
     lim, off = _page_value("limit", limit), _page_value("offset", offset)
-    if store.prepared("dag_exists", lambda t: select(t.dag.c.dag_id).where(
-            t.dag.c.dag_id == bindparam("dag_id")).limit(1)).first(dag_id=dag_id) is None:
+    if store.prepared(_dag_exists_query).first(dag_id=dag_id) is None:
         raise BadRequest(dag_not_in_model(dag_id).message)
     page = {"lim": NO_LIMIT if lim is None else lim, "off": off or 0}
     if state:
-        rows = store.prepared("runs_in_state", _runs_query(True)).all(
-            dag_id=dag_id, state=state, **page)
+        rows = store.prepared(_runs_in_state_query).all(dag_id=dag_id, state=state, **page)
     else:
-        rows = store.prepared("runs", _runs_query(False)).all(dag_id=dag_id, **page)
+        rows = store.prepared(_runs_query).all(dag_id=dag_id, **page)
     return [
         {
             "id": row.id,
@@ -75,20 +72,26 @@ def _run_date(when: Any) -> str | None:
 NO_LIMIT = 2**62
 
 
-def _runs_query(by_state: bool) -> Callable[[Tables], Select[Any]]:
-    def build(t: Tables) -> Select[Any]:
-        dr = t.dag_run
-        query = (
-            select(dr.c.id, dr.c.run_id, dr.c.state, dr.c.dag_id,
-                   t.run_date.label("execution_date"), dr.c.start_date)
-            .where(dr.c.dag_id == bindparam("dag_id"))
-            .order_by(t.run_order)
-            .limit(bindparam("lim", type_=BigInteger))
-            .offset(bindparam("off", type_=BigInteger))
-        )
-        return query.where(dr.c.state == bindparam("state")) if by_state else query
+def _dag_exists_query(t: Tables) -> Select[Any]:
+    return select(t.dag.c.dag_id).where(t.dag.c.dag_id == bindparam("dag_id")).limit(1)
 
-    return build
+
+def _runs_query(t: Tables) -> Select[Any]:
+    """A page of the DAG's runs, in date order."""
+    dr = t.dag_run
+    return (
+        select(dr.c.id, dr.c.run_id, dr.c.state, dr.c.dag_id,
+               t.run_date.label("execution_date"), dr.c.start_date)
+        .where(dr.c.dag_id == bindparam("dag_id"))
+        .order_by(t.run_order)
+        .limit(bindparam("lim", type_=BigInteger))
+        .offset(bindparam("off", type_=BigInteger))
+    )
+
+
+def _runs_in_state_query(t: Tables) -> Select[Any]:
+    """``_runs_query`` for the runs in one state."""
+    return _runs_query(t).where(t.dag_run.c.state == bindparam("state"))
 
 
 def get_dag_run_state(store: Store, dag_id: str, execution_date: Any) -> dict[str, Any]:
@@ -100,7 +103,7 @@ def find_run(store: Store, dag_id: str, execution_date: Any) -> Any:
     """The run of ``dag_id`` at that date (its ``run_pk``, ``run_id``, ``state``), with
     the reference's errors: bad date 400, unknown DAG or run 404; one query."""
     when = parse_datetime(execution_date) if isinstance(execution_date, str) else execution_date
-    row = store.prepared("run_state", _run_state_query).first(dag_id=dag_id, when=when)
+    row = store.prepared(_run_state_query).first(dag_id=dag_id, when=when)
     if row is None:
         raise dag_not_in_model(dag_id)
     if row.sd_dag_id is None:
@@ -164,7 +167,7 @@ def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
         cached = store.cache.get(("latest_runs", url_base))
         if cached is not None and cached[0] == marker:
             return cast(dict[str, Any], cached[1])
-    rows = store.prepared("latest_runs", _latest_runs_query).all()
+    rows = store.prepared(_latest_runs_query).all()
     result = {
         "items": [
             {

@@ -39,7 +39,7 @@ def get_task_instance(
     """The instance's columns as strings; the run and the instance found in one query."""
     when = parse_datetime(execution_date) if isinstance(execution_date, str) else execution_date
     ti = store.tables.task_instance
-    head = store.prepared("task_instance", _task_instance_query).first(
+    head = store.prepared(_task_instance_query).first(
         dag_id=dag_id, when=when, task_id=task_id)
     if head is None:
         raise dag_not_in_model(dag_id)

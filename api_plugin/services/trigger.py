@@ -12,17 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, column, func, insert, or_, select, table
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Select
-
 from api_plugin.dates import bad_date_error, parse_datetime, to_utc, utcnow
 from api_plugin.errors import BadRequest
 from api_plugin.flavors import TriggerInput
 from api_plugin.run_ids import DEFAULT_ALLOWED_PATTERN, RunIdRule, check_run_id
 from api_plugin.services.common import require_dag
 from api_plugin.store import DagSpec, Store
-from api_plugin.store.tables import Tables
 
 CONF_NOT_A_DICT = "Dag Run conf must be a dictionary object, other types are not supported"
 MAX_RUN_ID_LENGTH = 250
@@ -129,34 +124,9 @@ def trigger_dag_run(store: Store, request: TriggerRequest, user: str | None = No
     ti_rows = [_known(row, t.task_instance.c) for row in flavor.task_instance_rows(spec, asked)]
     audit, log_table = flavor.audit_row(asked), t.log
     audit_row = _known(audit, log_table.c) if audit and log_table is not None else None
-    try:
-        # Optimistic: the unique constraints on (dag_id, run_id) and (dag_id, date)
-        # that every Airflow schema has decide duplicates, atomically.
-        run_insert = store.prepared_insert(
-            "dag_run", lambda t: _run_insert(t, store.has_log_template), tuple(run_row))
-        ti_insert = store.prepared_insert("task_instance", lambda t: insert(t.task_instance),
-                                          tuple(ti_rows[0]) if ti_rows else ())
-        log_insert = (store.prepared_insert("log", lambda t: insert(log_table), tuple(audit_row))
-                      if audit_row and log_table is not None else None)
-        # A server with sequences (PostgreSQL) spends an id on every failed INSERT, so
-        # there the duplicate is looked for first, as Airflow does, and runs get the ids
-        # Airflow would give them; the constraint still decides a race. SQLite spends no
-        # rowid on a failed INSERT and serialises writers: the INSERT alone decides.
-        clash = (None if store.engine.dialect.name == "sqlite"
-                 else store.prepared("run_clash", _run_clash_query))
-        with store.raw_write() as cursor:
-            if clash is not None and clash.finds_on(cursor, dag_id=request.dag_id,
-                                                    run_id=run_id, when=when):
-                raise flavor.duplicate_error(request.dag_id, run_id, when)
-            run_insert.execute(cursor, run_row)
-            ti_insert.executemany(cursor, ti_rows)
-            if log_insert is not None and audit_row is not None:
-                log_insert.execute(cursor, audit_row)
-    except IntegrityError:
-        if store.prepared("run_clash", _run_clash_query).first(
-                dag_id=request.dag_id, run_id=run_id, when=when) is not None:
-            raise flavor.duplicate_error(request.dag_id, run_id, when) from None
-        raise
+    if not store.insert_run(run_row, ti_rows, audit_row,
+                            dag_id=request.dag_id, run_id=run_id, when=when):
+        raise flavor.duplicate_error(request.dag_id, run_id, when)
     message = flavor.created_message(asked, run_row)
     return {"message": message, "execution_date": when.isoformat(), "run_id": run_id}
 
@@ -173,27 +143,6 @@ def _check_start_date(spec: DagSpec, when: datetime) -> None:
             f"The execution_date [{when.isoformat()}] should be >= start_date "
             f"[{start.isoformat()}] from DAG's default_args"
         )
-
-
-def _run_clash_query(t: Tables) -> Select[Any]:
-    dr = t.dag_run
-    return (
-        select(dr.c.id)
-        .where(dr.c.dag_id == bindparam("dag_id"),
-               or_(dr.c.run_id == bindparam("run_id"), t.run_date == bindparam("when")))
-        .limit(1)
-    )
-
-
-def _run_insert(t: Tables, has_log_template: bool) -> Insert:
-    """The dag_run INSERT; it fills ``log_template_id`` with the newest template, in the
-    same statement."""
-    dr = t.dag_run
-    filled: dict[str, Any] = {}
-    if "log_template_id" in dr.c and has_log_template:
-        filled["log_template_id"] = (select(func.max(column("id")))
-                                     .select_from(table("log_template")).scalar_subquery())
-    return insert(dr).values(**filled) if filled else insert(dr)
 
 
 __all__ = ["TriggerRequest", "bad_date_error", "parse_trigger", "trigger_dag_run"]

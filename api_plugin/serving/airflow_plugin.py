@@ -24,6 +24,7 @@ from airflow.plugins_manager import AirflowPlugin
 from api_plugin.auth.base import WSGIApp
 from api_plugin.serving.per_process import PerProcessApp
 from api_plugin.settings.airflow import AirflowConf, hosted_config
+from api_plugin.settings.config import DEFAULT_PREFIX
 
 CONFIG = hosted_config(AirflowConf(conf))
 
@@ -45,6 +46,6 @@ class ExperimentalApiPlugin(AirflowPlugin):  # type: ignore[misc]
     name = "api_plugin"
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [{
         "app": WSGIMiddleware(_hosted_app),
-        "url_prefix": CONFIG.prefix or "/api/experimental",
+        "url_prefix": CONFIG.prefix or DEFAULT_PREFIX,
         "name": "Airflow experimental API (api_plugin)",
     }]

@@ -30,8 +30,9 @@ from gunicorn import util
 
 from api_plugin.serving.gunicorn_worker import JsonErrorWorker, write_json_error
 from api_plugin.serving.request_buffer import request_progress, without_expect
+from api_plugin.settings.config import DEFAULT_CONFIG
 
-DEFAULT_READ_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = DEFAULT_CONFIG.request_read_timeout
 #: Requests are read whole up to this size; a larger one is handed over after its headers
 #: (the app answers 413 and drains what it can).
 MAX_BUFFERED = 17 * 1024 * 1024
@@ -193,8 +194,7 @@ def _read_timeout() -> float:
     from api_plugin.settings.config import Config
 
     try:
-        value = Config.load().getfloat("webserver", "request_read_timeout",
-                                       DEFAULT_READ_TIMEOUT)
+        value = Config.load().request_read_timeout
     except Exception:  # an unreadable config must not stop the worker: the default holds
         value = DEFAULT_READ_TIMEOUT
     return value if value > 0 else DEFAULT_READ_TIMEOUT

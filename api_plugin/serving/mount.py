@@ -17,7 +17,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from api_plugin.auth.base import Environ, StartResponse, WSGIApp
 from api_plugin.auth.loader import wrap_with_auth
 from api_plugin.errors import NotFound
-from api_plugin.settings.config import Config
+from api_plugin.settings.config import DEFAULT_PREFIX, Config
 from api_plugin.store import Store
 from api_plugin.web.app import ApiApp, wsgi_text
 
@@ -46,7 +46,7 @@ def build_application(config: Config | None = None, **overrides: Any) -> WSGIApp
     return mount_into(json_not_found, build_api(cfg), cfg.prefix)
 
 
-def mount_into(host: WSGIApp, api: WSGIApp, prefix: str = "/api/experimental") -> WSGIApp:
+def mount_into(host: WSGIApp, api: WSGIApp, prefix: str = DEFAULT_PREFIX) -> WSGIApp:
     """``host`` with ``api`` answering under ``prefix``; SCRIPT_NAME/PATH_INFO kept right."""
     return DispatcherMiddleware(host, {prefix.rstrip("/"): api})
 
@@ -78,7 +78,7 @@ def _build_from_environment() -> WSGIApp:
 
 
 #: The object this package registers under the ``wsgi_mounts`` entry-point group.
-mount_spec = MountSpec("airflow_experimental_api", "/api/experimental", _build_from_environment)
+mount_spec = MountSpec("airflow_experimental_api", DEFAULT_PREFIX, _build_from_environment)
 
 MOUNT_GROUP = "wsgi_mounts"
 

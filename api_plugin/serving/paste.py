@@ -20,7 +20,7 @@ from typing import Any
 from api_plugin.auth.base import AuthMiddleware, WSGIApp
 from api_plugin.auth.loader import build_backends
 from api_plugin.serving.mount import json_not_found, mount_into
-from api_plugin.settings.config import Config
+from api_plugin.settings.config import DEFAULT_PREFIX, Config
 from api_plugin.store import Store
 from api_plugin.web.app import ApiApp
 
@@ -70,7 +70,7 @@ def mount_composite_factory(loader: Any, global_conf: dict[str, Any],
     api = loader.get_app(local_conf["api"], global_conf=global_conf)
     host = (loader.get_app(local_conf["host"], global_conf=global_conf)
             if "host" in local_conf else json_not_found)
-    return mount_into(host, api, local_conf.get("prefix", "/api/experimental"))
+    return mount_into(host, api, local_conf.get("prefix", DEFAULT_PREFIX))
 
 
 def proxy_fix_filter_factory(app: WSGIApp, global_conf: dict[str, Any],

@@ -30,9 +30,7 @@ def bind_host(bind: str) -> str:
 def check_bind_is_safe(config: Config, bind: str) -> None:
     """Refuse an open (``default``) backend on a non-loopback bind unless allowed."""
     open_api = any(canonical_name(n) == "default" for n in config.auth_backends)
-    if open_api and not is_loopback(bind_host(bind)) and not config.getbool(
-        "api", "allow_open_api"
-    ):
+    if open_api and not is_loopback(bind_host(bind)) and not config.allow_open_api:
         raise UnsafeBind(
             f"refusing to serve the API without authentication on {bind}: the 'default' "
             "auth backend lets anyone in. Bind to 127.0.0.1, configure [api] auth_backend "
@@ -65,9 +63,9 @@ def gunicorn_options(config: Config, bind: str, workers: int) -> dict[str, Any]:
         "workers": workers,
         "worker_class": "api_plugin.serving.buffered_worker.BufferedWorker",
         "logger_class": "api_plugin.serving.gunicorn_logging.TimeoutAwareLogger",
-        "accesslog": config.get("webserver", "access_logfile") or "-",
+        "accesslog": config.access_logfile,
         "access_log_format": '%(h)s %({REMOTE_USER}e)s "%(r)s" %(s)s %(b)s %(M)sms',
-        "timeout": config.getint("webserver", "worker_timeout", 60),
+        "timeout": config.worker_timeout,
         "proc_name": "api-plugin",
     }
 

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from api_plugin.settings.config import DEFAULTS, Config, parse_bool
+from api_plugin.settings.config import DEFAULTS, Config
 
 #: The plugin's own section in airflow.cfg.
 SECTION = "api_plugin"
@@ -53,6 +53,10 @@ _ELSEWHERE = {
 _CORE_KEYS = ("auth_manager", "simple_auth_manager_users", "simple_auth_manager_all_admins",
               "simple_auth_manager_passwords_file")
 _OPEN_NAMES = ("default", "airflow.api.auth.backend.default")
+#: Airflow's own defaults, written here once: its SQLite database and the simple auth
+#: manager's generated passwords file, both in ``AIRFLOW_HOME``.
+AIRFLOW_DB_FILE = "airflow.db"
+PASSWORDS_FILE_NAME = "simple_auth_manager_passwords.json.generated"
 
 
 class MissingAirflowConfig(ValueError):
@@ -84,6 +88,12 @@ def airflow_config_path(environ: Mapping[str, str] | None = None) -> Path:
     return airflow_home(env) / "airflow.cfg"
 
 
+def default_passwords_file(environ: Mapping[str, str] | None = None) -> Path:
+    """``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``, where Airflow 3's
+    api-server writes the simple auth manager's passwords by default."""
+    return airflow_home(environ) / PASSWORDS_FILE_NAME
+
+
 class AirflowFile:
     """An airflow.cfg read without Airflow: the file, then ``AIRFLOW__SECTION__KEY``
     variables (later wins), ``%%`` read as Airflow's parser reads it. Only the defaults
@@ -113,9 +123,8 @@ class AirflowFile:
                     self._sections.setdefault(section.lower(), {})[key.lower()] = value
         home = Path(self.environ.get("AIRFLOW_HOME") or self.path.parent).expanduser()
         self._defaults = {
-            "database": {"sql_alchemy_conn": f"sqlite:///{home / 'airflow.db'}"},
-            "core": {"simple_auth_manager_passwords_file":
-                     str(home / "simple_auth_manager_passwords.json.generated")},
+            "database": {"sql_alchemy_conn": f"sqlite:///{home / AIRFLOW_DB_FILE}"},
+            "core": {"simple_auth_manager_passwords_file": str(home / PASSWORDS_FILE_NAME)},
         }
 
     def section(self, name: str) -> dict[str, str]:
@@ -149,7 +158,7 @@ class AirflowConf:
                 values[key] = str(value)
         if name == "core" and "simple_auth_manager_passwords_file" not in values:
             values["simple_auth_manager_passwords_file"] = str(
-                airflow_home(self.environ) / "simple_auth_manager_passwords.json.generated")
+                default_passwords_file(self.environ))
         return values
 
 
@@ -194,8 +203,7 @@ def hosted_config(source: AirflowSettings, environ: Mapping[str, str] | None = N
 
 def check_hosted_auth(config: Config) -> None:
     """Inside the api-server, ``default`` only with ``allow_open_api = True``."""
-    if any(name in _OPEN_NAMES for name in config.auth_backends) and not parse_bool(
-            config.get("api", "allow_open_api") or "False"):
+    if any(name in _OPEN_NAMES for name in config.auth_backends) and not config.allow_open_api:
         raise OpenApiRefused(
             "api_plugin will not serve its API without authentication inside Airflow's "
             "api-server: Airflow does not authenticate plugin apps and listens on every "

@@ -25,6 +25,10 @@ _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off", ""}
 _ENV_PREFIXES = ("AIRFLOW__", "API_PLUGIN__")  # later wins
 
+#: Every default of api_plugin's own settings, written here once (flask's
+#: ``default_config``): the typed accessors of ``Config`` fall back to these, other
+#: modules take their defaults from ``DEFAULT_CONFIG``, and the configuration reference
+#: is generated from this table (``docs/_ext/config_keys.py`` adds the words).
 DEFAULTS: dict[str, dict[str, str]] = {
     "api": {
         "prefix": "/api/experimental",
@@ -37,8 +41,10 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "auth_host_failures_per_minute": "120",
         "basic_realm": "api_plugin",
     },
-    "webserver": {"bind": "127.0.0.1:8080", "workers": "2"},
-    "cli": {"api_client": "json_client", "endpoint_url": "http://127.0.0.1:8080"},
+    "webserver": {"bind": "127.0.0.1:8080", "workers": "2", "worker_timeout": "60",
+                  "access_logfile": "-", "request_read_timeout": "10"},
+    "cli": {"api_client": "json_client", "endpoint_url": "http://127.0.0.1:8080",
+            "kerberos_service": "airflow", "timeout": "30"},
     "kerberos": {},
     "database": {},
 }
@@ -124,17 +130,10 @@ class Config:
         """The raw string value, or ``default``."""
         return self.values.get(section.lower(), {}).get(key.lower(), default)
 
-    def getbool(self, section: str, key: str, default: bool = False) -> bool:
+    def setting(self, section: str, key: str) -> str:
+        """The value of a key DEFAULTS lists; its default when unset or blank."""
         value = self.get(section, key)
-        return default if value is None else parse_bool(value)
-
-    def getint(self, section: str, key: str, default: int) -> int:
-        value = self.get(section, key)
-        return default if value in (None, "") else int(str(value))
-
-    def getfloat(self, section: str, key: str, default: float) -> float:
-        value = self.get(section, key)
-        return default if value in (None, "") else float(str(value))
+        return value if value is not None and value.strip() else DEFAULTS[section][key]
 
     def with_overrides(self, **overrides: Any) -> Config:
         """A copy with ``section__key`` settings replaced."""
@@ -164,18 +163,84 @@ class Config:
 
     @property
     def prefix(self) -> str:
+        """``[api] prefix``, with a leading and no trailing slash ("" for the root)."""
         prefix = (self.get("api", "prefix") or "").rstrip("/")
         return prefix if not prefix or prefix.startswith("/") else "/" + prefix
 
     @property
     def auth_backends(self) -> list[str]:
         """Backend names in order: ``auth_backends`` (a comma list) wins over ``auth_backend``."""
-        raw = self.get("api", "auth_backends") or self.get("api", "auth_backend") or "default"
+        raw = self.get("api", "auth_backends") or self.setting("api", "auth_backend")
         return [name.strip() for name in raw.split(",") if name.strip()]
 
     @property
+    def allow_open_api(self) -> bool:
+        return parse_bool(self.setting("api", "allow_open_api"))
+
+    @property
     def max_body_bytes(self) -> int:
-        return self.getint("api", "max_body_bytes", 1024 * 1024)
+        return int(self.setting("api", "max_body_bytes"))
+
+    @property
+    def basic_realm(self) -> str:
+        return self.setting("api", "basic_realm")
+
+    @property
+    def password_cache_seconds(self) -> float:
+        return float(self.setting("api", "password_cache_seconds"))
+
+    @property
+    def auth_failures_per_minute(self) -> int:
+        return int(self.setting("api", "auth_failures_per_minute"))
+
+    @property
+    def auth_account_failures_per_minute(self) -> int:
+        return int(self.setting("api", "auth_account_failures_per_minute"))
+
+    @property
+    def auth_host_failures_per_minute(self) -> int:
+        return int(self.setting("api", "auth_host_failures_per_minute"))
+
+    @property
+    def bind(self) -> str:
+        """``[webserver] bind``: where ``api-plugin serve`` listens."""
+        return self.setting("webserver", "bind")
+
+    @property
+    def workers(self) -> int:
+        return int(self.setting("webserver", "workers"))
+
+    @property
+    def worker_timeout(self) -> int:
+        return int(self.setting("webserver", "worker_timeout"))
+
+    @property
+    def request_read_timeout(self) -> float:
+        """``[webserver] request_read_timeout``: seconds a client has to send a request."""
+        return float(self.setting("webserver", "request_read_timeout"))
+
+    @property
+    def access_logfile(self) -> str:
+        return self.setting("webserver", "access_logfile")
+
+    @property
+    def api_client(self) -> str:
+        """``[cli] api_client``: which client the command line uses."""
+        return self.setting("cli", "api_client").strip()
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.setting("cli", "endpoint_url")
+
+    @property
+    def client_kerberos_service(self) -> str:
+        """``[cli] kerberos_service``: the service json_client asks a ticket for."""
+        return self.setting("cli", "kerberos_service")
+
+    @property
+    def client_timeout(self) -> float:
+        """``[cli] timeout``: seconds json_client waits for an answer."""
+        return float(self.setting("cli", "timeout"))
 
     @property
     def allowed_run_id_pattern(self) -> str | None:
@@ -190,3 +255,12 @@ def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "True" if value else "False"
     return str(value)
+
+
+#: The configuration with nothing set: every default, typed (``DEFAULT_CONFIG.workers``).
+DEFAULT_CONFIG = Config(values=DEFAULTS, path=Path("api_plugin.cfg"))
+#: Where the API answers when nothing else is said.
+DEFAULT_PREFIX = DEFAULTS["api"]["prefix"]
+
+__all__ = ["DEFAULTS", "DEFAULT_CONFIG", "DEFAULT_PREFIX", "Config", "default_config_path",
+           "parse_bool"]

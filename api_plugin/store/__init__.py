@@ -1,7 +1,28 @@
-"""The metadata database: engine, flavor, tables and the serialized-DAG cache.
+"""The metadata database: engine, flavor, tables, the serialized-DAG cache, and the one
+boundary every query runs inside.
 
 Everything here happens once per process (engine, flavor detection, table metadata) or
 once per DAG version (parsing a serialized DAG), so the request path only runs queries.
+
+Which way to run a query (the rule):
+
+1. **One SELECT on the request path** (a lookup, a list, a join answered in one
+   statement): ``store.prepared(builder).first(**values)`` or ``.all(**values)``.
+   ``builder`` is a module-level function ``(Tables) -> Select`` with ``bindparam``
+   placeholders; the function itself is the query's key, and the statement is compiled
+   once per process and run on the driver's cursor in one round trip.
+2. **Anything else that reads** (several statements that must see one snapshot, a
+   statement whose shape depends on the call, rare reads off the request path such as
+   a sample password hash): ``with store.read() as conn`` and SQLAlchemy Core.
+3. **Anything that writes**: ``with store.write() as conn`` (``store.write(conflict=
+   error)`` when a violated constraint means a concurrent create), SQLAlchemy Core.
+4. **A write on a hot path** whose statements are fixed (the trigger's): a method of
+   ``Store`` (``insert_run``) on compiled statements; services hand it the rows.
+
+All four run inside ``boundary.BOUNDARY``: a driver error leaves the store as a 503
+(``DatabaseUnavailable``) or a 500 (``DatabaseFailure``), never as SQLAlchemy's or the
+driver's exception. Nothing outside ``store/`` holds a cursor, an engine or a dialect
+name.
 """
 
 from __future__ import annotations
@@ -16,14 +37,27 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, Text, cast, literal, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.sql import Insert, Select
 
+from api_plugin.errors import ApiError
+from api_plugin.store.boundary import (
+    BOUNDARY,
+    Boundary,
+    DatabaseFailure,
+    DatabaseUnavailable,
+)
 from api_plugin.store.checkpoint import Checkpointer
 from api_plugin.store.engine import make_engine, make_read_engine
 from api_plugin.store.flavor import inspect_schema
 from api_plugin.store.locking import hold, writer_lock_for
 from api_plugin.store.prepared import Prepared, PreparedInsert
+from api_plugin.store.run_writes import (
+    log_insert,
+    run_clash_query,
+    run_insert,
+    task_instance_insert,
+)
 from api_plugin.store.serialized import DagSpec, load_document, parse_dag
 from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, AIRFLOW3, Tables
 
@@ -32,11 +66,20 @@ if TYPE_CHECKING:  # flavors build on the store's modules: imported when a store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AIRFLOW1", "AIRFLOW2", "AIRFLOW3", "DagSpec", "Store", "UninitializedDatabase"]
+__all__ = ["AIRFLOW1", "AIRFLOW2", "AIRFLOW3", "DagSpec", "DatabaseFailure",
+           "DatabaseUnavailable", "QueryBuilder", "Store", "UninitializedDatabase"]
+
+#: A prepared query's builder (and key): the store's tables to a SELECT.
+QueryBuilder = Callable[[Tables], Select[Any]]
+InsertBuilder = Callable[[Tables], Insert]
 
 
 class UninitializedDatabase(RuntimeError):
     """The database holds no Airflow tables; ``api-plugin db init`` creates them."""
+
+
+class _Clash(Exception):
+    """Inside ``Store.insert_run``: the run exists already."""
 
 
 class Store:
@@ -50,8 +93,8 @@ class Store:
         self.tables: Tables = flavor.build_tables(schema)
         self.schema = schema
         self._dags: dict[str, DagSpec] = {}
-        self._prepared: dict[str, Prepared] = {}
-        self._prepared_inserts: dict[str, PreparedInsert] = {}
+        self._prepared: dict[QueryBuilder, Prepared] = {}
+        self._prepared_inserts: dict[tuple[InsertBuilder, tuple[str, ...]], PreparedInsert] = {}
         #: Results kept while ``change_marker()`` is unchanged (see there).
         self.cache: dict[Any, tuple[int, Any]] = {}
         self._monitor: tuple[int, sqlite3.Connection] | None = None
@@ -94,16 +137,27 @@ class Store:
     def has_log_template(self) -> bool:
         return "log_template" in self.schema
 
+    @property
+    def url(self) -> str:
+        """The database's URL, its password hidden: for messages."""
+        return self.engine.url.render_as_string()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection inside a read transaction."""
-        with self.engine.connect() as conn, conn.begin():
+        """A connection inside a read transaction, inside the boundary."""
+        with BOUNDARY, self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A connection inside a write transaction (SQLite: the write lock up front)."""
-        with self._write_section(), self.engine.connect().execution_options(
+    def write(self, conflict: ApiError | None = None) -> Iterator[Connection]:
+        """A connection inside a write transaction (SQLite: the write lock up front),
+        inside the boundary; ``conflict`` is raised for a violated constraint."""
+        boundary = BOUNDARY if conflict is None else Boundary(conflict)
+        with boundary, self._write_section(), self.engine.connect().execution_options(
             immediate=True
         ) as conn, conn.begin():
             yield conn
@@ -117,11 +171,15 @@ class Store:
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
-    def prepared(self, key: str, build: Callable[[Tables], Select[Any]]) -> Prepared:
-        """The hot query ``key``, built from this store's tables and compiled once."""
-        query = self._prepared.get(key)
+    def prepared(self, build: QueryBuilder) -> Prepared:
+        """The hot query ``build`` makes from this store's tables, compiled once.
+
+        ``build`` is a module-level function (its identity is the cache key: a lambda
+        made per call would compile, and be kept, once per call).
+        """
+        query = self._prepared.get(build)
         if query is None:
-            query = self._prepared[key] = Prepared(self.read_engine, build(self.tables))
+            query = self._prepared[build] = Prepared(self.read_engine, build(self.tables))
         return query
 
     def change_marker(self) -> int | None:
@@ -135,30 +193,69 @@ class Store:
         url = self.engine.url
         if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
             return None
-        with self._monitor_lock:
+        with BOUNDARY, self._monitor_lock:
             if self._monitor is None or self._monitor[0] != os.getpid():
                 self._monitor = (os.getpid(), sqlite3.connect(
                     url.database, check_same_thread=False, isolation_level=None))
             row = self._monitor[1].execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
-    def prepared_insert(self, key: str, build: Callable[[Tables], Any],
-                        keys: tuple[str, ...]) -> PreparedInsert:
-        """The INSERT ``key`` for rows with these keys, compiled once."""
-        cache_key = f"{key}:{','.join(keys)}"
-        found = self._prepared_inserts.get(cache_key)
+    def insert_run(self, run_row: dict[str, Any], task_instance_rows: list[dict[str, Any]],
+                   audit_row: dict[str, Any] | None, *, dag_id: str, run_id: str,
+                   when: Any) -> bool:
+        """Write a triggered run, its task instances and its audit row in one transaction;
+        False (and nothing written) when the DAG already has a run with that ``run_id``
+        or at that date.
+
+        The unique constraints on (dag_id, run_id) and (dag_id, date) that every Airflow
+        schema has decide duplicates, atomically. A server with sequences (PostgreSQL)
+        spends an id on every failed INSERT, so there the duplicate is looked for first,
+        as Airflow does, and runs get the ids Airflow would give them. SQLite spends no
+        rowid on a failed INSERT and serialises writers: the INSERT alone decides.
+        """
+        run = self._insert(self._run_insert, tuple(run_row))
+        instances = self._insert(task_instance_insert,
+                                 tuple(task_instance_rows[0]) if task_instance_rows else ())
+        audit = self._insert(log_insert, tuple(audit_row)) if audit_row else None
+        clash = None if self.is_sqlite else self.prepared(run_clash_query)
+        with BOUNDARY:
+            try:
+                with self._raw_write() as cursor:
+                    if clash is not None and clash.finds_on(cursor, dag_id=dag_id,
+                                                            run_id=run_id, when=when):
+                        raise _Clash  # rolls the transaction back
+                    run.execute(cursor, run_row)
+                    instances.executemany(cursor, task_instance_rows)
+                    if audit is not None and audit_row is not None:
+                        audit.execute(cursor, audit_row)
+            except _Clash:
+                return False
+            except IntegrityError:
+                if self.prepared(run_clash_query).first(
+                        dag_id=dag_id, run_id=run_id, when=when) is not None:
+                    return False
+                raise
+        return True
+
+    def _run_insert(self, tables: Tables) -> Insert:
+        return run_insert(tables, self.has_log_template)
+
+    def _insert(self, build: InsertBuilder, keys: tuple[str, ...]) -> PreparedInsert:
+        """The INSERT ``build`` makes, for rows with these keys, compiled once."""
+        found = self._prepared_inserts.get((build, keys))
         if found is None:
-            found = self._prepared_inserts[cache_key] = PreparedInsert(
+            found = self._prepared_inserts[(build, keys)] = PreparedInsert(
                 self.engine, build(self.tables), keys)
         return found
 
     @contextmanager
-    def raw_write(self) -> Iterator[Any]:
+    def _raw_write(self) -> Iterator[Any]:
         """A DBAPI cursor inside one write transaction, committed on success.
 
         The trigger's path: the same transaction as ``write()`` (SQLite: the writer
         flock, then ``BEGIN IMMEDIATE``) without SQLAlchemy's per-statement machinery.
-        Driver errors come out as SQLAlchemy's ``DBAPIError`` family, as from ``write()``.
+        Driver errors come out as SQLAlchemy's ``DBAPIError`` family, for the boundary
+        around it to map.
         """
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
         with self._write_section():

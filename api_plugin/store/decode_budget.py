@@ -17,7 +17,6 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-_SCALARS = (str, int, float, bool, type(None))
 #: Python prints ints of up to 4300 digits by default; 14 000 bits stay under that.
 MAX_INT_BITS = 14_000
 

@@ -5,9 +5,12 @@ call; the database itself answers a primary-key lookup in a few. For the handful
 queries on the request path of every read endpoint, the statement is compiled once per
 engine and executed on a pooled DBAPI connection, with the column types' own bind and
 result processors (public ``TypeEngine`` API) applied, so values come back exactly as
-through SQLAlchemy. Errors are re-raised as SQLAlchemy's ``DBAPIError`` family, and a
-connection the database dropped is invalidated, so callers (the 503 mapping, the pool)
-see what they would see through SQLAlchemy.
+through SQLAlchemy. A connection the database dropped is invalidated, as SQLAlchemy
+would; the read runs inside the store's boundary (``boundary.py``), so its caller sees
+an API error (503 or 500), never the driver's.
+
+``Store.prepared(builder)`` holds one ``Prepared`` per builder function: a builder is a
+module-level function of the store's ``Tables``, which is what names the query.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert, Select
+
+from api_plugin.store.boundary import BOUNDARY
 
 Processor = Callable[[Any], Any] | None
 
@@ -65,15 +70,17 @@ class Prepared:
 
         A connection the database dropped (a restart, an idle timeout) is found out by
         the query itself; the pool is then emptied and the read made once more on a
-        fresh connection, so a healed server costs no failed request.
+        fresh connection, so a healed server costs no failed request. Driver errors
+        come out as API errors (``boundary.py``).
         """
-        try:
-            rows = self._fetch(values)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            self.engine.dispose()
-            rows = self._fetch(values)
+        with BOUNDARY:
+            try:
+                rows = self._fetch(values)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                self.engine.dispose()
+                rows = self._fetch(values)
         make = self.row_type._make
         steps = [(i, p) for i, p in enumerate(self.result_processors or ()) if p is not None]
         if not steps:
@@ -120,14 +127,14 @@ class Prepared:
 
     def finds_on(self, cursor: Any, **values: Any) -> bool:
         """Whether the query finds a row, run on ``cursor`` inside its caller's
-        transaction (``Store.raw_write()``, which maps the driver's errors)."""
+        transaction (the store's raw write, inside the boundary)."""
         cursor.execute(self.sql, self._parameters(values))
         return cursor.fetchone() is not None
 
 
 class PreparedInsert:
     """One compiled INSERT for rows with a fixed set of keys, run on a DBAPI cursor
-    inside ``Store.raw_write()`` (the trigger's two statements)."""
+    inside the store's raw write transaction (``Store.insert_run``)."""
 
     def __init__(self, engine: Engine, statement: Insert, keys: tuple[str, ...]) -> None:
         dialect = engine.dialect

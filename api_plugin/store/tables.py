@@ -62,10 +62,6 @@ class Tables:
     dag_version: Table | None = None
     log: Table | None = None
 
-    @property
-    def users_table_name(self) -> str:
-        return self.users.name
-
     def serialized_of(self, dag_id: ColumnElement[Any]) -> ColumnElement[bool]:
         """Join condition: the ``serialized_dag`` row that is the DAG's definition.
 

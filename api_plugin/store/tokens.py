@@ -8,15 +8,22 @@ there no token can be revoked: the check is then left out.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import MetaData, bindparam, inspect, select
+from sqlalchemy import MetaData, Select, bindparam, inspect, select
 
 from api_plugin.store import Store
+from api_plugin.store.tables import Tables
 from api_plugin.store.tables_airflow3 import revoked_token_table
 
 #: Built on its own, since the check runs on databases of every flavor that have it.
 _revoked_token = revoked_token_table(MetaData())
 REVOKED_TOKEN = _revoked_token.name
+
+
+def _revoked_query(_tables: Tables) -> Select[Any]:
+    """The token's row, if revoked (the table is the same on every flavor that has it)."""
+    return select(_revoked_token.c.jti).where(_revoked_token.c.jti == bindparam("jti")).limit(1)
 
 
 def has_table(store: Store, name: str) -> bool:
@@ -35,10 +42,7 @@ def revoked_token_check(store: Store) -> Callable[[str], bool] | None:
     """
     if not has_table(store, REVOKED_TOKEN):
         return None
-    query = store.prepared(
-        "revoked_token",
-        lambda _tables: select(_revoked_token.c.jti)
-        .where(_revoked_token.c.jti == bindparam("jti")).limit(1))
+    query = store.prepared(_revoked_query)
 
     def is_revoked(jti: str) -> bool:
         return query.first(jti=jti) is not None

@@ -27,12 +27,12 @@ class UserTable:
 
     def __call__(self, username: str) -> str | None:
         if self.store.flavor.name == AIRFLOW1:
-            row = self.store.prepared("user_exact", _exact_user).first(username=username)
+            row = self.store.prepared(_exact_user).first(username=username)
         else:
-            row = self.store.prepared("user_exact_active", _exact_active_user).first(
+            row = self.store.prepared(_exact_active_user).first(
                 username=username)
             if row is None:
-                row = self.store.prepared("user_nocase_active", _nocase_active_user).first(
+                row = self.store.prepared(_nocase_active_user).first(
                     username=username.lower())
         return None if row is None or not row.password else str(row.password)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 
@@ -17,10 +15,9 @@ from api_plugin.errors import (
     InternalServerError,
     MethodNotAllowed,
     NotFound,
-    ServiceUnavailable,
     status_line,
 )
-from api_plugin.settings.config import Config
+from api_plugin.settings.config import DEFAULT_CONFIG, DEFAULT_PREFIX, Config
 from api_plugin.store import Store
 from api_plugin.web.rendering import render_json
 from api_plugin.web.routes import build_url_map
@@ -30,13 +27,6 @@ from api_plugin.web.web_input import check_query, check_route_arguments
 log = logging.getLogger(__name__)
 
 _OK = status_line(200)
-DB_UNAVAILABLE = "The metadata database is unavailable; try again shortly"
-
-
-_UNAVAILABLE_HINTS = ("database is locked", "unable to open database", "could not connect",
-                      "connection refused", "server closed the connection",
-                      "terminating connection", "the database system is",
-                      "connection to server", "no connection to the server")
 
 
 def wsgi_text(value: object) -> str:
@@ -48,25 +38,13 @@ def wsgi_text(value: object) -> str:
     return text.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
-def database_unavailable(exc: Exception) -> bool:
-    """True when the database cannot be reached now (a 503), not when a query is wrong."""
-    if isinstance(exc, PoolTimeout):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    pgcode = str(getattr(getattr(exc, "orig", None), "pgcode", "") or "")
-    if pgcode.startswith(("08", "57P")):
-        return True
-    text = str(getattr(exc, "orig", exc)).lower()
-    return isinstance(exc, OperationalError) and any(h in text for h in _UNAVAILABLE_HINTS)
-
-
 class ApiApp:
     """The experimental API over one metadata database, as a WSGI callable; paths are
     relative to its mount point."""
 
     def __init__(self, store: Store, *, allowed_run_id_pattern: str | None = None,
-                 prefix: str = "/api/experimental", max_body_bytes: int = 1024 * 1024) -> None:
+                 prefix: str = DEFAULT_PREFIX,
+                 max_body_bytes: int = DEFAULT_CONFIG.max_body_bytes) -> None:
         self.store = store
         #: ``[scheduler] allowed_run_id_pattern`` (None: Airflow's default), for triggers.
         self.allowed_run_id_pattern = allowed_run_id_pattern
@@ -120,12 +98,6 @@ class ApiApp:
             if exc.code == 404:
                 return NotFound(f"Not found: {ctx.request.path}")
             return ApiError(exc.description or exc.name, exc.code or 400)
-        if isinstance(exc, DBAPIError | PoolTimeout):
-            if database_unavailable(exc):
-                log.warning("database unavailable: %s", str(exc).splitlines()[0])
-                return ServiceUnavailable(DB_UNAVAILABLE)
-            log.exception("database error on %s %s", ctx.request.method, ctx.request.path)
-            return InternalServerError("Internal database error")
         log.exception("unhandled error on %s %s", ctx.request.method, ctx.request.path)
         return InternalServerError("Internal server error")
 

@@ -72,6 +72,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                           "is restarted.",
         "access_logfile": "Where ``api-plugin serve`` writes its access log; ``-`` is "
                           "standard output.",
+        "request_read_timeout": "Seconds a client of ``api-plugin serve`` has to send its "
+                                "whole request (headers and body) before the connection "
+                                "is dropped; the worker is never held by a slow client.",
     },
     "cli": {
         "api_client": (
@@ -116,14 +119,11 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
 #: What an unset key means, for the keys DEFAULTS does not list.
 UNSET: dict[str, dict[str, str]] = {
     "api": {"auth_backends": "unset (``auth_backend`` applies)"},
-    "webserver": {"worker_timeout": "60", "access_logfile": "``-``"},
     "cli": {
         "auth": "unset",
         "username": "unset",
         "password": "unset",
-        "kerberos_service": "``airflow``",
         "kerberos_hostname": "the host of ``endpoint_url``",
-        "timeout": "30",
     },
     "kerberos": {
         "keytab": "unset",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from tests.compat.airflow_env import (
     stop,
 )
 from tests.compat.normalise import Answer
-from tests.test_serve import free_port, wait_until_up
+from tests.servers import free_port, start_server
 
 pytestmark = pytest.mark.compat
 PREFIX = "/api/experimental"
@@ -291,14 +290,9 @@ def test_hosted_plugin_authenticates_with_airflow_tokens(pair: Pair) -> None:
 def start_standalone(home: AirflowHome, database: str) -> tuple[subprocess.Popen[bytes], int]:
     """``api-plugin --airflow-config auto serve`` beside Airflow: its settings from
     AIRFLOW_HOME's airflow.cfg and the AIRFLOW__ variables Airflow itself runs with."""
-    port = free_port()
-    env = {**home.env(database), "API_PLUGIN_CONFIG": str(home.path / "none.cfg")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api_plugin.cli", "--airflow-config", "auto", "serve",
-         "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    wait_until_up(f"http://127.0.0.1:{port}/api/experimental/openapi.json", proc)
-    return proc, port
+    server = start_server(home.path, base_environ=home.env(database),
+                          options=["--airflow-config", "auto"], new_session=True)
+    return server.proc, server.port
 
 
 def test_scheduler_runs_what_the_plugin_triggered(home3: AirflowHome) -> None:

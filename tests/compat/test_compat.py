@@ -11,9 +11,7 @@ through the plugin is executed by Airflow's own scheduler.
 from __future__ import annotations
 
 import http.client
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -31,7 +29,7 @@ from tests.compat.airflow_env import (
 )
 from tests.compat.corpus import CORPUS, Entry, airflow_failed_ours_4xx
 from tests.compat.normalise import Answer
-from tests.test_serve import free_port, wait_until_up
+from tests.servers import free_port, start_server
 
 pytestmark = pytest.mark.compat
 PREFIX = "/api/experimental"
@@ -51,15 +49,8 @@ def send(port: int, entry: Entry) -> Answer:
 
 
 def start_plugin(database: str, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(folder / "none.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": database}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    wait_until_up(f"http://127.0.0.1:{port}{PREFIX}/test", proc)
-    return proc, port
+    server = start_server(folder, database, new_session=True)
+    return server.proc, server.port
 
 
 # Airflow 2.10.5 also on PostgreSQL, as most deployments run it (tox's compat env

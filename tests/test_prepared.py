@@ -1,0 +1,132 @@
+"""``store/prepared.py``: a SELECT compiled once and run on the driver's cursor gives the
+rows SQLAlchemy itself would give (the same values, processed by the same column types),
+and a compiled INSERT writes what SQLAlchemy would write; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, insert, literal, select
+from sqlalchemy.sql import Select
+
+from api_plugin.store import DatabaseFailure, Store
+from api_plugin.store.prepared import Prepared, PreparedInsert
+from api_plugin.store.tables import AIRFLOW2, Tables
+from conftest import seed_airflow_rows
+
+
+@pytest.fixture
+def store(backend: str, make_database: Callable[[str, str], str]) -> Iterator[Store]:
+    """A seeded airflow2 database (default_pool, etl_nightly) with three more pools."""
+    store = Store.open(make_database(AIRFLOW2, backend))
+    seed_airflow_rows(store)
+    pools = store.tables.slot_pool
+    with store.write() as conn:
+        conn.execute(insert(pools), [
+            {"pool": name, "slots": slots, "description": description,
+             "include_deferred": deferred}
+            for name, slots, description, deferred in (
+                ("alpha", 1, None, True), ("beta", -1, "unbounded", False),
+                ("gamma", 0, "ünïcode ✓", True))])
+    yield store
+    store.dispose()
+
+
+def _pool_by_name(t: Tables) -> Select[Any]:
+    sp = t.slot_pool
+    return (select(sp.c.pool, sp.c.slots, sp.c.description, sp.c.include_deferred,
+                   literal(7).label("seven"))
+            .where(sp.c.pool == bindparam("name")).limit(1))
+
+
+def _pools_from(t: Tables) -> Select[Any]:
+    sp = t.slot_pool
+    return select(sp.c.pool, sp.c.slots).where(sp.c.slots >= bindparam("least")).order_by(
+        sp.c.pool)
+
+
+def _serialized(t: Tables) -> Select[Any]:
+    sd = t.serialized_dag
+    return select(sd.c.dag_id, sd.c.last_updated, sd.c.dag_hash).where(
+        sd.c.dag_id == bindparam("dag_id"))
+
+
+def test_rows_are_what_sqlalchemy_returns(store: Store) -> None:
+    for build, values in ((_pool_by_name, {"name": "gamma"}), (_pools_from, {"least": 0}),
+                          (_serialized, {"dag_id": "etl_nightly"})):
+        prepared = Prepared(store.read_engine, build(store.tables))
+        with store.read() as conn:
+            expected = [tuple(row) for row in conn.execute(build(store.tables), values)]
+        rows = prepared.all(**values)
+        assert [tuple(row) for row in rows] == expected, build.__name__
+        assert rows and all(type(row) is prepared.row_type for row in rows)
+
+
+def test_values_come_back_typed_and_named(store: Store) -> None:
+    prepared = Prepared(store.read_engine, _pool_by_name(store.tables))
+    row = prepared.first(name="gamma")
+    assert row._asdict() == {"pool": "gamma", "slots": 0, "description": "ünïcode ✓",
+                             "include_deferred": True, "seven": 7}
+    assert row.include_deferred is True  # the Boolean type's processor, not SQLite's 1
+    dated = Prepared(store.read_engine, _serialized(store.tables)).first(dag_id="etl_nightly")
+    assert dated.last_updated == datetime(2025, 1, 1, tzinfo=UTC)  # UtcDateTime: aware
+    assert prepared.first(name="nobody") is None
+    assert [r.pool for r in Prepared(store.read_engine, _pools_from(store.tables)).all(
+        least=1)] == ["alpha", "default_pool"]
+
+
+def test_the_statement_is_compiled_once(store: Store) -> None:
+    prepared = Prepared(store.read_engine, _pool_by_name(store.tables))
+    assert "slot_pool" in prepared.sql and "gamma" not in prepared.sql
+    if store.is_sqlite:  # qmark: the values go in the compiled order
+        assert prepared.positional is not None and "name" in prepared.positional
+    assert prepared.literals  # the literal 7 and the LIMIT travel as bound values
+    assert prepared.result_processors is None  # made from the first cursor's description
+    prepared.first(name="alpha")
+    made = prepared.result_processors
+    assert made is not None and len(made) == 5
+    prepared.first(name="beta")
+    assert prepared.result_processors is made
+
+
+def test_the_store_keeps_one_prepared_query_per_builder(store: Store) -> None:
+    first = store.prepared(_pool_by_name)
+    assert store.prepared(_pool_by_name) is first
+    assert store.prepared(_pools_from) is not first
+    assert first.first(name="beta").slots == -1
+
+
+def test_a_failing_query_is_a_database_failure(store: Store) -> None:
+    prepared = Prepared(store.read_engine, _pool_by_name(store.tables))
+    with store.write() as conn:
+        conn.execute(store.tables.slot_pool.delete())
+        conn.exec_driver_sql("DROP TABLE slot_pool")
+    with pytest.raises(DatabaseFailure):
+        prepared.all(name="alpha")
+
+
+def test_an_insert_writes_what_sqlalchemy_would(store: Store) -> None:
+    pools = store.tables.slot_pool
+    rows = [{"pool": f"batch{i}", "slots": i, "description": None, "include_deferred": i % 2 == 0}
+            for i in range(3)]
+    compiled = PreparedInsert(store.engine, insert(pools), tuple(rows[0]))
+    find = Prepared(store.read_engine, _pool_by_name(store.tables))
+    raw = store.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        compiled.execute(cursor, {**rows[0], "pool": "single"})
+        compiled.executemany(cursor, rows)
+        compiled.executemany(cursor, [])  # nothing to write: no statement at all
+        assert find.finds_on(cursor, name="batch2")
+        assert not find.finds_on(cursor, name="batch9")
+        raw.commit()
+    finally:
+        raw.close()
+    written = {row.pool: row for row in Prepared(
+        store.read_engine, _pools_from(store.tables)).all(least=0) if row.pool[0] in "bs"}
+    assert sorted(written) == ["batch0", "batch1", "batch2", "single"]  # beta has -1 slots
+    assert find.first(name="batch1").include_deferred is False
+    assert find.first(name="batch2").include_deferred is True
