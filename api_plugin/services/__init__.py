@@ -13,7 +13,7 @@ from api_plugin.run_ids import DEFAULT_ALLOWED_PATTERN, RunIdRule, check_run_id
 from api_plugin.services import dags, lineage, pools, runs, tasks
 from api_plugin.services.trigger import parse_trigger, trigger_dag_run
 from api_plugin.store import Store
-from api_plugin.web.rendering import Rendered
+from api_plugin.web.rendering import Rendered, Streamed
 
 #: The health answer, its JSON encoded once.
 _TEST_ANSWER = Rendered({"status": "OK"})
@@ -57,6 +57,13 @@ class ApiService:
         url_base: str = "",
     ) -> list[dict[str, Any]]:
         return runs.get_dag_runs(self.store, dag_id, state, limit, offset, url_base)
+
+    def stream_dag_runs(
+        self, dag_id: str, state: str | None = None, limit: Any = None, offset: Any = None,
+        url_base: str = "",
+    ) -> list[dict[str, Any]] | Streamed:
+        """``get_dag_runs`` with a list of no ``limit`` streamed (the web's run list)."""
+        return runs.stream_dag_runs(self.store, dag_id, state, limit, offset, url_base)
 
     def get_dag_run_state(self, dag_id: str, execution_date: Any) -> dict[str, Any]:
         return runs.get_dag_run_state(self.store, dag_id, execution_date)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, bindparam, func, select
@@ -12,8 +12,9 @@ from api_plugin.dates import isoformat, parse_datetime
 from api_plugin.errors import BadRequest, NotFound
 from api_plugin.services.common import dag_not_in_model, dag_run_url, shown_date
 from api_plugin.store import Store
+from api_plugin.store.prepared import Prepared
 from api_plugin.store.tables import Tables
-from api_plugin.web.rendering import Rendered
+from api_plugin.web.rendering import Rendered, Streamed
 
 MAX_PAGE = 10_000
 
@@ -42,16 +43,59 @@ def get_dag_runs(
 ) -> list[dict[str, Any]]:
     """The DAG's runs in date order (3.x: ``run_after``, as a run may have no logical
     date, listed as null); an unknown DAG is a 400 here."""
+    query, params = _runs_page(store, dag_id, state, limit, offset)
+    return _run_items(store, query.all(**params), url_base)
+
+
+#: Rows per fetch when a run list is streamed.
+STREAM_CHUNK = 1000
+
+
+def stream_dag_runs(
+    store: Store,
+    dag_id: str,
+    state: str | None = None,
+    limit: Any = None,
+    offset: Any = None,
+    url_base: str = "",
+) -> list[dict[str, Any]] | Streamed:
+    """``get_dag_runs`` for the web: a list with no ``limit`` (as Airflow's clients ask
+    for it, and which may be every run the DAG ever had) comes as a ``Streamed``, its
+    rows fetched ``STREAM_CHUNK`` at a time and encoded as they come; a page is a list.
+    The checks (bad paging, unknown DAG) are made here, before anything is sent."""
+    query, params = _runs_page(store, dag_id, state, limit, offset)
+    if params["lim"] != NO_LIMIT:
+        return _run_items(store, query.all(**params), url_base)
+    return Streamed(_item_chunks(store, query.stream(store.engine, STREAM_CHUNK, **params),
+                                 url_base))
+
+
+def _item_chunks(store: Store, chunks: Iterator[list[Any]],
+                 url_base: str) -> Iterator[list[dict[str, Any]]]:
+    try:
+        for rows in chunks:
+            yield _run_items(store, rows, url_base)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # the stream's connection back to the pool, even when cut short
+
+
+def _runs_page(store: Store, dag_id: str, state: str | None, limit: Any,
+               offset: Any) -> tuple[Prepared, dict[str, Any]]:
+    """The run list's query and its parameters, once the request is checked."""
     lim, off = _page_value("limit", limit), _page_value("offset", offset)
     if store.prepared("dag_exists", lambda t: select(t.dag.c.dag_id).where(
             t.dag.c.dag_id == bindparam("dag_id")).limit(1)).first(dag_id=dag_id) is None:
         raise BadRequest(dag_not_in_model(dag_id).message)
-    page = {"lim": NO_LIMIT if lim is None else lim, "off": off or 0}
+    params: dict[str, Any] = {"dag_id": dag_id, "lim": NO_LIMIT if lim is None else lim,
+                              "off": off or 0}
     if state:
-        rows = store.prepared("runs_in_state", _runs_query(True)).all(
-            dag_id=dag_id, state=state, **page)
-    else:
-        rows = store.prepared("runs", _runs_query(False)).all(dag_id=dag_id, **page)
+        return store.prepared("runs_in_state", _runs_query(True)), {**params, "state": state}
+    return store.prepared("runs", _runs_query(False)), params
+
+
+def _run_items(store: Store, rows: list[Any], url_base: str) -> list[dict[str, Any]]:
     return [
         {
             "id": row.id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -13,7 +13,7 @@ from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 from api_plugin.auth.base import Environ, StartResponse
 from api_plugin.errors import ApiError
 from api_plugin.services import ApiService
-from api_plugin.web.rendering import render_json
+from api_plugin.web.rendering import Streamed, render_json
 from api_plugin.web.routes import build_url_map
 from api_plugin.web.views import VIEWS, Context, PlainText
 from api_plugin.web.web_input import check_query, check_route_arguments
@@ -74,6 +74,7 @@ class ApiApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         headers: list[tuple[str, str]] = []
+        stream: Generator[bytes, None, None] | None = None
         ctx = Context(self.service, environ, self.max_body_bytes, self._url_base(environ))
         try:
             endpoint, args = self._routes.match(
@@ -84,7 +85,12 @@ class ApiApp:
                 check_query(ctx.request.args.items(multi=True))
             result = VIEWS[endpoint](ctx, **args)
             status = 200
-            if isinstance(result, PlainText):
+            if isinstance(result, Streamed):
+                # The first chunk is fetched before the status goes out, so a database
+                # that fails at the start still answers a proper 503/500 (see _streamed).
+                stream = result.encode()
+                body, content_type = next(stream), JSON_TYPE
+            elif isinstance(result, PlainText):
                 body = result.text.encode()
                 content_type = "text/plain; charset=utf-8"
             else:
@@ -113,12 +119,21 @@ class ApiApp:
             log.exception("unhandled error on %s %s", ctx.request.method, ctx.request.path)
             status, body = 500, render_json({"error": "Internal server error"})
             content_type = JSON_TYPE
-        headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if stream is not None and status != 200:
+            stream.close()
+            stream = None
+        headers.append(("Content-Type", content_type))
+        if stream is None:
+            headers.append(("Content-Length", str(len(body))))
         if status in (503,):
             headers.append(("Retry-After", "1"))
         start_response(_STATUS_LINES.get(status, f"{status} ERROR"), headers)
         if environ.get("REQUEST_METHOD") == "HEAD":
+            if stream is not None:
+                stream.close()
             return [b""]
+        if stream is not None:
+            return _streamed(body, stream, ctx.request.method, ctx.request.path)
         return [body]
 
     def _url_base(self, environ: Environ) -> str:
@@ -127,3 +142,24 @@ class ApiApp:
         if self.prefix and script.endswith(self.prefix):
             return script[: -len(self.prefix)]
         return script if not self.prefix else ""
+
+
+def _streamed(first: bytes, rest: Generator[bytes, None, None], method: str,
+              path: str) -> Iterator[bytes]:
+    """A streamed body: its first piece (already fetched), then the rest as fetched.
+
+    The status and headers are out by then, so an error past the first chunk cannot
+    become an error answer. It is logged and raised on to the server, which then drops
+    the connection without ending the body: the client sees a cut-off transfer (no final
+    chunk, or fewer bytes than a complete JSON document), never a short list that
+    parses as a whole one.
+    """
+    try:
+        yield first
+        try:
+            yield from rest
+        except Exception:
+            log.exception("error while streaming %s %s: answer cut off", method, path)
+            raise
+    finally:
+        rest.close()

@@ -133,7 +133,7 @@ def trigger_dag(ctx: Context, dag_id: str) -> Any:
 
 def dag_runs(ctx: Context, dag_id: str) -> Any:
     args = ctx.request.args
-    return ctx.service.get_dag_runs(
+    return ctx.service.stream_dag_runs(
         dag_id, state=args.get("state"), limit=args.get("limit"), offset=args.get("offset"),
         url_base=ctx.url_base,
     )
