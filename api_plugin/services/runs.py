@@ -202,7 +202,9 @@ def _latest_runs_query(t: Tables) -> Select[Any]:
 def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
     """Each DAG's newest run, ordered by dag_id, in one query."""
     # Served from a per-process copy while the database has not changed since (SQLite
-    # tells cheaply; elsewhere the marker is None and nothing is cached).
+    # and PostgreSQL tell cheaply, see Store.change_marker; elsewhere the marker is
+    # None and nothing is cached). The marker is read before the query: a commit in
+    # between changes the next marker, so a result is never kept past a change.
     marker = store.change_marker()
     if marker is not None:
         cached = store.cache.get(("latest_runs", url_base))
