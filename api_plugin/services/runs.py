@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, bindparam, func, select
+from sqlalchemy import BigInteger, bindparam, exists, func, select
 from sqlalchemy.sql import Select
 
 from api_plugin.dates import isoformat, parse_datetime
@@ -44,7 +44,7 @@ def get_dag_runs(
     """The DAG's runs in date order (3.x: ``run_after``, as a run may have no logical
     date, listed as null); an unknown DAG is a 400 here."""
     query, params = _runs_page(store, dag_id, state, limit, offset)
-    return _run_items(store, query.all(**params), url_base)
+    return _run_items(store, _checked(store, dag_id, query.all(**params)), url_base)
 
 
 #: Rows per fetch when a run list is streamed.
@@ -61,13 +61,32 @@ def stream_dag_runs(
 ) -> list[dict[str, Any]] | Streamed:
     """``get_dag_runs`` for the web: a list with no ``limit`` (as Airflow's clients ask
     for it, and which may be every run the DAG ever had) comes as a ``Streamed``, its
-    rows fetched ``STREAM_CHUNK`` at a time and encoded as they come; a page is a list.
-    The checks (bad paging, unknown DAG) are made here, before anything is sent."""
+    rows fetched ``STREAM_CHUNK`` at a time and encoded as they come.
+
+    The checks (bad paging, unknown DAG) are made before anything is sent. A list that
+    turns out to fit in one chunk (most DAGs' whole history) is answered from that
+    first read, one round trip like a page; only a longer one is streamed, read again
+    from its start through a cursor so that the whole list is one snapshot.
+    """
     query, params = _runs_page(store, dag_id, state, limit, offset)
     if params["lim"] != NO_LIMIT:
-        return _run_items(store, query.all(**params), url_base)
+        return _run_items(store, _checked(store, dag_id, query.all(**params)), url_base)
+    first = _checked(store, dag_id, query.all(**{**params, "lim": STREAM_CHUNK + 1}))
+    if len(first) <= STREAM_CHUNK:
+        return _run_items(store, first, url_base)
     return Streamed(_item_chunks(store, query.stream(store.engine, STREAM_CHUNK, **params),
                                  url_base))
+
+
+def _checked(store: Store, dag_id: str, rows: list[Any]) -> list[Any]:
+    """``rows`` if the DAG is known: each row says whether it is (``dag_known``), and
+    with no row a query of its own tells; an unknown DAG is a 400."""
+    known = rows[0].dag_known if rows else store.prepared(
+        "dag_exists", lambda t: select(t.dag.c.dag_id).where(
+            t.dag.c.dag_id == bindparam("dag_id")).limit(1)).first(dag_id=dag_id) is not None
+    if not known:
+        raise BadRequest(dag_not_in_model(dag_id).message)
+    return rows
 
 
 def _item_chunks(store: Store, chunks: Iterator[list[Any]],
@@ -83,11 +102,8 @@ def _item_chunks(store: Store, chunks: Iterator[list[Any]],
 
 def _runs_page(store: Store, dag_id: str, state: str | None, limit: Any,
                offset: Any) -> tuple[Prepared, dict[str, Any]]:
-    """The run list's query and its parameters, once the request is checked."""
+    """The run list's query and its parameters, once the paging is checked."""
     lim, off = _page_value("limit", limit), _page_value("offset", offset)
-    if store.prepared("dag_exists", lambda t: select(t.dag.c.dag_id).where(
-            t.dag.c.dag_id == bindparam("dag_id")).limit(1)).first(dag_id=dag_id) is None:
-        raise BadRequest(dag_not_in_model(dag_id).message)
     params: dict[str, Any] = {"dag_id": dag_id, "lim": NO_LIMIT if lim is None else lim,
                               "off": off or 0}
     if state:
@@ -124,7 +140,9 @@ def _runs_query(by_state: bool) -> Callable[[Tables], Select[Any]]:
         dr = t.dag_run
         query = (
             select(dr.c.id, dr.c.run_id, dr.c.state, dr.c.dag_id,
-                   t.run_date.label("execution_date"), dr.c.start_date)
+                   t.run_date.label("execution_date"), dr.c.start_date,
+                   # Whether the DAG is known, with the rows: no query of its own.
+                   exists().where(t.dag.c.dag_id == bindparam("dag_id")).label("dag_known"))
             .where(dr.c.dag_id == bindparam("dag_id"))
             .order_by(t.run_order)
             .limit(bindparam("lim", type_=BigInteger))
