@@ -191,17 +191,17 @@ def scale(args: argparse.Namespace, env: dict[str, str]) -> None:
 # ------------------------------------------------------------------- streaming
 
 
-def first_byte(port: int, path: str) -> tuple[float, int]:
-    """(ms to the status line and first body bytes, body size) of one GET."""
+def first_byte(port: int, path: str) -> tuple[float, int, int]:
+    """(ms to the status line and first body bytes, body size, runs) of one GET."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     began = time.perf_counter()
     conn.request("GET", path)
     answer = conn.getresponse()
     answer.read(1)
     took = (time.perf_counter() - began) * 1000
-    size = 1 + len(answer.read())
+    rest = answer.read()
     conn.close()
-    return took, size
+    return took, 1 + len(rest), rest.count(b'"run_id"')
 
 
 def stream(args: argparse.Namespace, env: dict[str, str]) -> None:
@@ -221,12 +221,12 @@ def stream(args: argparse.Namespace, env: dict[str, str]) -> None:
         stop(proc)
     print("\n== streamed run list: example_etl's every run (no limit) vs a 100-run page, "
           "one sync worker")
-    print(f"first byte, 100-run page:        {statistics.median(t for t, _ in page):8.2f} ms"
+    print(f"first byte, 100-run page:          {statistics.median(t[0] for t in page):8.2f} ms"
           f"  ({page[0][1]:,} bytes)")
-    print(f"first byte, every run (streamed): {statistics.median(t for t, _ in whole):8.2f} ms"
-          f"  ({whole[0][1]:,} bytes, {whole[0][1] // 200:,}+ runs)")
-    print(f"first byte, 10,000-run page (whole, not streamed): "
-          f"{statistics.median(t for t, _ in big_page):8.2f} ms")
+    print(f"first byte, every run (streamed):  {statistics.median(t[0] for t in whole):8.2f} ms"
+          f"  ({whole[0][1]:,} bytes, {whole[0][2]:,} runs)")
+    print(f"first byte, 10,000-run page (not streamed): "
+          f"{statistics.median(t[0] for t in big_page):8.2f} ms")
     print(f"worker RSS: {before:.1f} MB before, {after:.1f} MB after 3 full lists "
           f"(+{after - before:.1f} MB), {after_page:.1f} MB after 3 unstreamed 10,000-run pages")
 

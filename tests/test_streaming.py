@@ -21,6 +21,7 @@ from api_plugin.web.rendering import render_json
 from conftest import PG_URL, PREFIX, ApiHarness, load_dags, seed_airflow_rows
 
 CHUNK = 4
+FIRST = 2
 
 
 def trigger_runs(api: ApiHarness, count: int) -> None:
@@ -46,14 +47,16 @@ def call(app: Callable[..., Any], path: str) -> tuple[str, dict[str, str], Itera
 
 @pytest.fixture
 def chunked(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Fetches of CHUNK rows, the first of FIRST."""
     monkeypatch.setattr(runs, "STREAM_CHUNK", CHUNK)
+    monkeypatch.setattr(runs, "FIRST_CHUNK", FIRST)
     return CHUNK
 
 
-@pytest.mark.parametrize("count", [0, 4, 5, 11])
+@pytest.mark.parametrize("count", [0, 2, 3, 6, 11])
 def test_streamed_list_is_the_unstreamed_answer_in_chunks(
         api: ApiHarness, chunked: int, count: int) -> None:
-    """A list longer than a chunk streams; one that fits in a chunk is answered whole
+    """A list longer than a first chunk streams; one that fits in it is answered whole
     from its first read. Either way the bytes are the unstreamed answer's."""
     trigger_runs(api, count)
     status, headers, body = call(api.client.application, "/dags/example_etl/dag_runs")
@@ -64,12 +67,13 @@ def test_streamed_list_is_the_unstreamed_answer_in_chunks(
     # The same list as a page (the unstreamed path through the web) is the same bytes.
     assert api.get("/dags/example_etl/dag_runs?limit=10000").get_data() == expected
     assert len(json.loads(expected)) == count
-    if count <= chunked:
+    if count <= FIRST:
         assert headers["Content-Length"] == str(len(expected)) and len(pieces) == 1
     else:
         assert "Content-Length" not in headers
-        # One piece per fetched chunk of at most CHUNK rows, then the closing bracket.
-        assert len(pieces) == math.ceil(count / chunked) + 1
+        # One piece per fetch (FIRST rows, then at most CHUNK), then the closing bracket.
+        assert len(pieces) == 1 + math.ceil((count - FIRST) / chunked) + 1
+        assert pieces[0].count(b'"run_id"') == FIRST
         assert all(piece.count(b'"run_id"') <= chunked for piece in pieces)
     assert api.store.engine.pool.checkedout() == 0
 
@@ -81,7 +85,7 @@ def test_filtered_and_offset_lists_stream_too(api: ApiHarness, chunked: int) -> 
                                 f"/dags/example_etl/dag_runs{query}")
         paged = api.get(f"/dags/example_etl/dag_runs{query}&limit=10000").get_data()
         assert b"".join(body) == paged, query
-        assert ("Content-Length" in headers) == (len(json.loads(paged)) <= chunked), query
+        assert ("Content-Length" in headers) == (len(json.loads(paged)) <= FIRST), query
 
 
 def test_bad_requests_are_not_streamed(api: ApiHarness) -> None:
@@ -145,7 +149,7 @@ def fetches_waiting(admin: Any) -> list[str]:
 def test_postgresql_fetches_through_a_server_side_cursor_and_a_cut_stream_is_not_json(
         make_database: Callable[[str, str], str], chunked: int) -> None:
     """Mid-stream, the server holds the rest (its last statement a ``FETCH FORWARD
-    4``); killing that server connection then makes the transfer end in an error, with
+    2``, then ``4``); killing that server connection then makes the transfer end in an error, with
     what was sent not parseable as JSON."""
     url, store = pg_database(make_database)
     app = app_over(url, store)
@@ -160,8 +164,10 @@ def test_postgresql_fetches_through_a_server_side_cursor_and_a_cut_stream_is_not
         sent = [next(body)]
         assert status.startswith("200")
         waiting = fetches_waiting(admin)
-        assert len(waiting) == 1 and waiting[0].startswith(f"FETCH FORWARD {chunked} FROM ")
+        assert len(waiting) == 1 and waiting[0].startswith(f"FETCH FORWARD {FIRST} FROM ")
         sent.append(next(body))
+        waiting = fetches_waiting(admin)
+        assert len(waiting) == 1 and waiting[0].startswith(f"FETCH FORWARD {chunked} FROM ")
         admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE query LIKE 'FETCH FORWARD%' AND pid <> pg_backend_pid()"))
         with pytest.raises(Exception, match=r"terminat|closed|connection"):

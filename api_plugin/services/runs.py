@@ -47,8 +47,10 @@ def get_dag_runs(
     return _run_items(store, _checked(store, dag_id, query.all(**params)), url_base)
 
 
-#: Rows per fetch when a run list is streamed.
+#: Rows per fetch when a run list is streamed; the first fetch is of FIRST_CHUNK rows,
+#: as many as a usual page, so that the first bytes leave as soon as a page's would.
 STREAM_CHUNK = 1000
+FIRST_CHUNK = 100
 
 
 def stream_dag_runs(
@@ -61,21 +63,22 @@ def stream_dag_runs(
 ) -> list[dict[str, Any]] | Streamed:
     """``get_dag_runs`` for the web: a list with no ``limit`` (as Airflow's clients ask
     for it, and which may be every run the DAG ever had) comes as a ``Streamed``, its
-    rows fetched ``STREAM_CHUNK`` at a time and encoded as they come.
+    rows fetched ``STREAM_CHUNK`` at a time (``FIRST_CHUNK`` first) and encoded as
+    they come.
 
     The checks (bad paging, unknown DAG) are made before anything is sent. A list that
-    turns out to fit in one chunk (most DAGs' whole history) is answered from that
-    first read, one round trip like a page; only a longer one is streamed, read again
-    from its start through a cursor so that the whole list is one snapshot.
+    turns out to fit in ``FIRST_CHUNK`` rows is answered from that first read, one
+    round trip like a page; only a longer one is streamed, read again from its start
+    through a cursor so that the whole list is one snapshot.
     """
     query, params = _runs_page(store, dag_id, state, limit, offset)
     if params["lim"] != NO_LIMIT:
         return _run_items(store, _checked(store, dag_id, query.all(**params)), url_base)
-    first = _checked(store, dag_id, query.all(**{**params, "lim": STREAM_CHUNK + 1}))
-    if len(first) <= STREAM_CHUNK:
+    first = _checked(store, dag_id, query.all(**{**params, "lim": FIRST_CHUNK + 1}))
+    if len(first) <= FIRST_CHUNK:
         return _run_items(store, first, url_base)
-    return Streamed(_item_chunks(store, query.stream(store.engine, STREAM_CHUNK, **params),
-                                 url_base))
+    chunks = query.stream(store.engine, STREAM_CHUNK, FIRST_CHUNK, **params)
+    return Streamed(_item_chunks(store, chunks, url_base))
 
 
 def _checked(store: Store, dag_id: str, rows: list[Any]) -> list[Any]:

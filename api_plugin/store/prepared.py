@@ -94,9 +94,11 @@ class Prepared:
             out.append(make(cells))
         return out
 
-    def stream(self, engine: Engine, chunk: int, **values: Any) -> Iterator[list[Any]]:
-        """The rows in lists of at most ``chunk``, fetched from the server as they are
-        asked for: the whole answer is never in this process at once.
+    def stream(self, engine: Engine, chunk: int, first: int | None = None,
+               **values: Any) -> Iterator[list[Any]]:
+        """The rows in lists of at most ``chunk`` (the first of at most ``first``, so
+        it comes sooner), fetched from the server as they are asked for: the whole
+        answer is never in this process at once.
 
         Runs on ``engine`` (the store's transactional engine, not the autocommit read
         pool): on PostgreSQL a server-side cursor (``DECLARE`` / ``FETCH FORWARD
@@ -118,15 +120,17 @@ class Prepared:
             cursor = raw.cursor(name=f"api_plugin_stream_{next(_STREAMS)}") if server_side \
                 else raw.cursor()
             cursor.execute(self.sql, self._parameters(values))
+            size = first or chunk
             while True:
-                rows = cursor.fetchmany(chunk)
+                rows = cursor.fetchmany(size)
                 if self.result_processors is None and cursor.description is not None:
                     self.result_processors = self._processors(cursor.description)
                 if not rows:
                     break
                 yield self._rows(list(rows))
-                if len(rows) < chunk:
+                if len(rows) < size:
                     break
+                size = chunk
         except dbapi_error as exc:
             dropped = engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
             if dropped:
