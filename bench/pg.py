@@ -76,8 +76,11 @@ def side_by_side(servers: dict[str, int], seconds: int, connections: int, dag: s
     results: dict[str, dict[str, Result]] = {name: {} for name in servers}
     for endpoint, path, script in endpoints("/api/experimental", dag, task):
         for name, port in servers.items():
-            env = {"BENCH_RUN_PREFIX": name,
-                   "BENCH_DATE_OFFSET": str(100_000_000 * RUN_PREFIXES.index(name))}
+            # A database kept between runs (seed_pg.py's big one) has the last run's
+            # triggers: dates and run ids moved by this process's id keep them apart.
+            env = {"BENCH_RUN_PREFIX": f"{name}{os.getpid()}",
+                   "BENCH_DATE_OFFSET": str(100_000_000 * RUN_PREFIXES.index(name)
+                                            + 200_000 * (os.getpid() % 50))}
             results[name][endpoint] = wrk(f"http://127.0.0.1:{port}{path}", seconds,
                                           connections, script, env)
     return results
