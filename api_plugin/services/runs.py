@@ -82,9 +82,11 @@ def stream_dag_runs(
 
 
 def _checked(store: Store, dag_id: str, rows: list[Any]) -> list[Any]:
-    """``rows`` if the DAG is known: each row says whether it is (``dag_known``), and
-    with no row a query of its own tells; an unknown DAG is a 400."""
-    known = rows[0].dag_known if rows else store.prepared(
+    """``rows`` if the DAG is known: on a server each row says whether it is
+    (``dag_known``), saving a round trip; with no row, or on SQLite (where a query
+    costs no round trip and the column would be computed for every row), a query of
+    its own tells. An unknown DAG is a 400."""
+    known = rows[0].dag_known if rows and "dag_known" in rows[0]._fields else store.prepared(
         "dag_exists", lambda t: select(t.dag.c.dag_id).where(
             t.dag.c.dag_id == bindparam("dag_id")).limit(1)).first(dag_id=dag_id) is not None
     if not known:
@@ -109,9 +111,11 @@ def _runs_page(store: Store, dag_id: str, state: str | None, limit: Any,
     lim, off = _page_value("limit", limit), _page_value("offset", offset)
     params: dict[str, Any] = {"dag_id": dag_id, "lim": NO_LIMIT if lim is None else lim,
                               "off": off or 0}
+    known = store.engine.dialect.name != "sqlite"
     if state:
-        return store.prepared("runs_in_state", _runs_query(True)), {**params, "state": state}
-    return store.prepared("runs", _runs_query(False)), params
+        return (store.prepared("runs_in_state", _runs_query(True, known)),
+                {**params, "state": state})
+    return store.prepared("runs", _runs_query(False, known)), params
 
 
 def _run_items(store: Store, rows: list[Any], url_base: str) -> list[dict[str, Any]]:
@@ -138,19 +142,20 @@ def _run_date(when: Any) -> str | None:
 NO_LIMIT = 2**62
 
 
-def _runs_query(by_state: bool) -> Callable[[Tables], Select[Any]]:
+def _runs_query(by_state: bool, with_known: bool) -> Callable[[Tables], Select[Any]]:
     def build(t: Tables) -> Select[Any]:
         dr = t.dag_run
         query = (
             select(dr.c.id, dr.c.run_id, dr.c.state, dr.c.dag_id,
-                   t.run_date.label("execution_date"), dr.c.start_date,
-                   # Whether the DAG is known, with the rows: no query of its own.
-                   exists().where(t.dag.c.dag_id == bindparam("dag_id")).label("dag_known"))
+                   t.run_date.label("execution_date"), dr.c.start_date)
             .where(dr.c.dag_id == bindparam("dag_id"))
             .order_by(t.run_order)
             .limit(bindparam("lim", type_=BigInteger))
             .offset(bindparam("off", type_=BigInteger))
         )
+        if with_known:  # whether the DAG is known, with the rows (see _checked)
+            query = query.add_columns(
+                exists().where(t.dag.c.dag_id == bindparam("dag_id")).label("dag_known"))
         return query.where(dr.c.state == bindparam("state")) if by_state else query
 
     return build
