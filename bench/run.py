@@ -33,6 +33,8 @@ from bench.seed import seed_database  # noqa: E402
 
 WORKERS = 2
 RUN_DATE = "2025-01-01T00:00:00+00:00"
+#: Each server measured on one database triggers with its own prefix and dates.
+RUN_PREFIXES = ["bench", "plugin", "airflow", "direct", "pgbouncer", "small", "big", "mix"]
 
 
 @dataclass
@@ -112,7 +114,7 @@ def endpoints(prefix: str, dag: str = "example_etl",
 def measure(base: str, seconds: int, connections: int, dag: str = "example_etl",
             task: str = "load", run_prefix: str = "bench") -> dict[str, Result]:
     trigger_env = {"BENCH_RUN_PREFIX": run_prefix,
-                   "BENCH_DATE_OFFSET": str(100_000_000 * ["bench", "plugin", "airflow"]
+                   "BENCH_DATE_OFFSET": str(100_000_000 * RUN_PREFIXES
                                             .index(run_prefix))}
     return {name: wrk(base + path, seconds, connections, script, trigger_env)
             for name, path, script in endpoints("/api/experimental", dag, task)}

@@ -12,7 +12,12 @@ from api_plugin.services.about import health, info
 from api_plugin.services.dags import delete_dag, get_dag_code, get_paused, set_paused
 from api_plugin.services.lineage import get_lineage
 from api_plugin.services.pools import create_pool, delete_pool, get_pool, get_pools
-from api_plugin.services.runs import get_dag_run_state, get_dag_runs, latest_runs
+from api_plugin.services.runs import (
+    get_dag_run_state,
+    get_dag_runs,
+    latest_runs,
+    stream_dag_runs,
+)
 from api_plugin.services.tasks import get_task, get_task_instance
 from api_plugin.services.trigger import trigger_dag
 
@@ -33,5 +38,6 @@ __all__ = [
     "info",
     "latest_runs",
     "set_paused",
+    "stream_dag_runs",
     "trigger_dag",
 ]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, bindparam, func, select
+from sqlalchemy import BigInteger, bindparam, exists, func, select
 from sqlalchemy.sql import Select
 
 from api_plugin.dates import isoformat, parse_datetime
 from api_plugin.errors import BadRequest, NotFound
 from api_plugin.services.common import dag_not_in_model, dag_run_url, shown_date
-from api_plugin.store import Store
+from api_plugin.store import QueryBuilder, Store
 from api_plugin.store.tables import Tables
-from api_plugin.web.rendering import Rendered
+from api_plugin.web.rendering import Rendered, Streamed
 
 MAX_PAGE = 10_000
 
@@ -41,14 +42,88 @@ def get_dag_runs(
 ) -> list[dict[str, Any]]:
     """The DAG's runs in date order (3.x: ``run_after``, as a run may have no logical
     date, listed as null); an unknown DAG is a 400 here."""
-    lim, off = _page_value("limit", limit), _page_value("offset", offset)
-    if store.prepared(_dag_exists_query).first(dag_id=dag_id) is None:
-        raise BadRequest(dag_not_in_model(dag_id).message)
-    page = {"lim": NO_LIMIT if lim is None else lim, "off": off or 0}
-    if state:
-        rows = store.prepared(_runs_in_state_query).all(dag_id=dag_id, state=state, **page)
+    build, params = _runs_page(store, dag_id, state, limit, offset)
+    rows = store.prepared(build).all(**params)
+    return _run_items(store, _checked(store, dag_id, rows), url_base)
+
+
+#: Rows per fetch when a run list is streamed; the first fetch is of FIRST_CHUNK rows,
+#: as many as a usual page, so that the first bytes leave as soon as a page's would.
+STREAM_CHUNK = 1000
+FIRST_CHUNK = 100
+
+
+def stream_dag_runs(
+    store: Store,
+    dag_id: str,
+    state: str | None = None,
+    limit: Any = None,
+    offset: Any = None,
+    url_base: str = "",
+) -> list[dict[str, Any]] | Streamed:
+    """``get_dag_runs`` for the web: a list with no ``limit`` (as Airflow's clients ask
+    for it, and which may be every run the DAG ever had) comes as a ``Streamed``, its
+    rows fetched ``STREAM_CHUNK`` at a time (``FIRST_CHUNK`` first) and encoded as
+    they come.
+
+    The checks (bad paging, unknown DAG) are made before anything is sent. A list that
+    turns out to fit in ``FIRST_CHUNK`` rows is answered from that first read, one
+    round trip like a page; only a longer one is streamed, read again from its start
+    through a cursor so that the whole list is one snapshot.
+    """
+    build, params = _runs_page(store, dag_id, state, limit, offset)
+    query = store.prepared(build)
+    if params["lim"] != NO_LIMIT:
+        return _run_items(store, _checked(store, dag_id, query.all(**params)), url_base)
+    first = _checked(store, dag_id, query.all(**{**params, "lim": FIRST_CHUNK + 1}))
+    if len(first) <= FIRST_CHUNK:
+        return _run_items(store, first, url_base)
+    chunks = store.stream(build, STREAM_CHUNK, FIRST_CHUNK, **params)
+    return Streamed(_item_chunks(store, chunks, url_base))
+
+
+def _checked(store: Store, dag_id: str, rows: list[Any]) -> list[Any]:
+    """``rows`` if the DAG is known: on a server each row says whether it is
+    (``dag_known``), saving a round trip; with no row, or on SQLite (where a query
+    costs no round trip and the column would be computed for every row), a query of
+    its own tells. An unknown DAG is a 400."""
+    if rows and "dag_known" in rows[0]._fields:
+        known = bool(rows[0].dag_known)
     else:
-        rows = store.prepared(_runs_query).all(dag_id=dag_id, **page)
+        known = store.prepared(_dag_exists_query).first(dag_id=dag_id) is not None
+    if not known:
+        raise BadRequest(dag_not_in_model(dag_id).message)
+    return rows
+
+
+def _item_chunks(store: Store, chunks: Iterator[list[Any]],
+                 url_base: str) -> Iterator[list[dict[str, Any]]]:
+    try:
+        for rows in chunks:
+            yield _run_items(store, rows, url_base)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # the stream's connection back to the pool, even when cut short
+
+
+def _runs_page(store: Store, dag_id: str, state: str | None, limit: Any,
+               offset: Any) -> tuple[QueryBuilder, dict[str, Any]]:
+    """The run list's query builder and its parameters, once the paging is checked.
+
+    On a server the rows also say whether the DAG is known (one round trip less); on
+    SQLite, where a query costs no round trip, the column would be computed per row."""
+    lim, off = _page_value("limit", limit), _page_value("offset", offset)
+    params: dict[str, Any] = {"dag_id": dag_id, "lim": NO_LIMIT if lim is None else lim,
+                              "off": off or 0}
+    known = not store.is_sqlite
+    if state:
+        build = _runs_in_state_known_query if known else _runs_in_state_query
+        return build, {**params, "state": state}
+    return (_runs_known_query if known else _runs_query), params
+
+
+def _run_items(store: Store, rows: list[Any], url_base: str) -> list[dict[str, Any]]:
     return [
         {
             "id": row.id,
@@ -92,6 +167,20 @@ def _runs_query(t: Tables) -> Select[Any]:
 def _runs_in_state_query(t: Tables) -> Select[Any]:
     """``_runs_query`` for the runs in one state."""
     return _runs_query(t).where(t.dag_run.c.state == bindparam("state"))
+
+
+def _dag_known(t: Tables, query: Select[Any]) -> Select[Any]:
+    """``query`` with a column saying whether the DAG is known (see ``_checked``)."""
+    return query.add_columns(
+        exists().where(t.dag.c.dag_id == bindparam("dag_id")).label("dag_known"))
+
+
+def _runs_known_query(t: Tables) -> Select[Any]:
+    return _dag_known(t, _runs_query(t))
+
+
+def _runs_in_state_known_query(t: Tables) -> Select[Any]:
+    return _dag_known(t, _runs_in_state_query(t))
 
 
 def get_dag_run_state(store: Store, dag_id: str, execution_date: Any) -> dict[str, Any]:
@@ -161,7 +250,9 @@ def _latest_runs_query(t: Tables) -> Select[Any]:
 def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
     """Each DAG's newest run, ordered by dag_id, in one query."""
     # Served from a per-process copy while the database has not changed since (SQLite
-    # tells cheaply; elsewhere the marker is None and nothing is cached).
+    # and PostgreSQL tell cheaply, see Store.change_marker; elsewhere the marker is
+    # None and nothing is cached). The marker is read before the query: a commit in
+    # between changes the next marker, so a result is never kept past a change.
     marker = store.change_marker()
     if marker is not None:
         cached = store.cache.get(("latest_runs", url_base))

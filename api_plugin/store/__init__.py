@@ -31,11 +31,11 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, Text, cast, literal, select
+from sqlalchemy import String, Text, cast, func, literal, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql import Insert, Select
@@ -74,6 +74,11 @@ QueryBuilder = Callable[[Tables], Select[Any]]
 InsertBuilder = Callable[[Tables], Insert]
 
 
+def _snapshot_query(_tables: Tables) -> Select[Any]:
+    """PostgreSQL's current snapshot as text (``change_marker``)."""
+    return select(cast(func.txid_current_snapshot(), Text).label("snapshot"))
+
+
 class UninitializedDatabase(RuntimeError):
     """The database holds no Airflow tables; ``api-plugin db init`` creates them."""
 
@@ -96,7 +101,7 @@ class Store:
         self._prepared: dict[QueryBuilder, Prepared] = {}
         self._prepared_inserts: dict[tuple[InsertBuilder, tuple[str, ...]], PreparedInsert] = {}
         #: Results kept while ``change_marker()`` is unchanged (see there).
-        self.cache: dict[Any, tuple[int, Any]] = {}
+        self.cache: dict[Any, tuple[int | str, Any]] = {}
         self._monitor: tuple[int, sqlite3.Connection] | None = None
         self._monitor_lock = threading.Lock()
         self._dags_lock = threading.Lock()
@@ -182,15 +187,40 @@ class Store:
             query = self._prepared[build] = Prepared(self.read_engine, build(self.tables))
         return query
 
-    def change_marker(self) -> int | None:
-        """A number that changes whenever any connection commits to the database.
+    def stream(self, build: QueryBuilder, chunk: int, first: int | None = None,
+               **values: Any) -> Generator[list[Any], None, None]:
+        """The rows of ``build``'s query in lists of at most ``chunk`` (the first of at
+        most ``first``), fetched as they are asked for (``Prepared.stream``), each fetch
+        inside the boundary; closing the iterator gives the connection back."""
+        rows = self.prepared(build).stream(self.engine, chunk, first, **values)
+        try:
+            while True:
+                with BOUNDARY:
+                    piece = next(rows, None)
+                if piece is None:
+                    return
+                yield piece
+        finally:
+            rows.close()
+
+    def change_marker(self) -> int | str | None:
+        """A value that changes whenever any connection commits to the database.
 
         SQLite answers ``PRAGMA data_version`` on a connection of its own (per process,
         reopened after a fork) in microseconds; it changes on every commit made by any
-        other connection, this process's included. Other databases have no such cheap
-        signal: None, and callers then compute every time.
+        other connection, this process's included. PostgreSQL: the server's current
+        snapshot (``txid_current_snapshot()``: the first unfinished transaction id, one
+        past the newest finished one, the ones in progress), one round trip. Any commit
+        or abort anywhere on the server since finishes a transaction that was in
+        progress (it leaves the list) or newer (the upper bound moves), so an equal
+        snapshot means the data is as it was: exact, not a time-to-live, though writes
+        to other tables (a scheduler's heartbeat) also change it. Read it before the
+        query whose result is kept. Other databases: None, and callers compute every
+        time.
         """
         url = self.engine.url
+        if url.get_backend_name() == "postgresql":
+            return str(self.prepared(_snapshot_query).first()[0])
         if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
             return None
         with BOUNDARY, self._monitor_lock:

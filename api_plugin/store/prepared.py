@@ -16,8 +16,9 @@ module-level function of the store's ``Tables``, which is what names the query.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -27,6 +28,9 @@ from sqlalchemy.sql import Insert, Select
 from api_plugin.store.boundary import BOUNDARY
 
 Processor = Callable[[Any], Any] | None
+
+#: Names for server-side cursors, unique within the process.
+_STREAMS = itertools.count(1)
 
 
 class Prepared:
@@ -81,6 +85,10 @@ class Prepared:
                     raise
                 self.engine.dispose()
                 rows = self._fetch(values)
+        return self._rows(rows)
+
+    def _rows(self, rows: list[Any]) -> list[Any]:
+        """Driver rows as named tuples with the column types' processors applied."""
         make = self.row_type._make
         steps = [(i, p) for i, p in enumerate(self.result_processors or ()) if p is not None]
         if not steps:
@@ -92,6 +100,58 @@ class Prepared:
                 cells[i] = processor(cells[i])
             out.append(make(cells))
         return out
+
+    def stream(self, engine: Engine, chunk: int, first: int | None = None,
+               **values: Any) -> Generator[list[Any], None, None]:
+        """The rows in lists of at most ``chunk`` (the first of at most ``first``, so
+        it comes sooner), fetched from the server as they are asked for: the whole
+        answer is never in this process at once.
+
+        Runs on ``engine`` (the store's transactional engine, not the autocommit read
+        pool): on PostgreSQL a server-side cursor (``DECLARE`` / ``FETCH FORWARD
+        chunk``, both drivers) lives inside a transaction, which also keeps the whole
+        stream one snapshot, and works through PgBouncer in transaction mode. SQLite's
+        cursor steps through the result lazily by itself. The connection goes back to
+        the pool when the generator ends or is closed. Driver errors come out as
+        SQLAlchemy's ``DBAPIError`` family, as from ``all()``.
+        """
+        dbapi_error = engine.dialect.loaded_dbapi.Error
+        try:
+            raw = engine.raw_connection()
+        except dbapi_error as exc:
+            raise DBAPIError.instance(None, None, exc, dbapi_error,
+                                      connection_invalidated=True) from exc
+        cursor, dropped = None, False
+        try:
+            server_side = engine.dialect.supports_server_side_cursors
+            cursor = raw.cursor(name=f"api_plugin_stream_{next(_STREAMS)}") if server_side \
+                else raw.cursor()
+            cursor.execute(self.sql, self._parameters(values))
+            size = first or chunk
+            while True:
+                rows = cursor.fetchmany(size)
+                if self.result_processors is None and cursor.description is not None:
+                    self.result_processors = self._processors(cursor.description)
+                if not rows:
+                    break
+                yield self._rows(list(rows))
+                if len(rows) < size:
+                    break
+                size = chunk
+        except dbapi_error as exc:
+            dropped = engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+            if dropped:
+                raw.invalidate(exc)
+            raise DBAPIError.instance(self.sql, dict(values), exc, dbapi_error,
+                                      connection_invalidated=dropped) from exc
+        finally:
+            if cursor is not None:
+                with contextlib.suppress(dbapi_error):
+                    cursor.close()
+            if not dropped:
+                with contextlib.suppress(dbapi_error):
+                    raw.rollback()  # ends the read transaction (and a server-side cursor)
+            raw.close()
 
     def _fetch(self, values: Mapping[str, Any]) -> list[Any]:
         dbapi_error = self.engine.dialect.loaded_dbapi.Error

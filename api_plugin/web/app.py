@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
@@ -19,7 +19,7 @@ from api_plugin.errors import (
 )
 from api_plugin.settings.config import DEFAULT_CONFIG, DEFAULT_PREFIX, Config
 from api_plugin.store import Store
-from api_plugin.web.rendering import render_json
+from api_plugin.web.rendering import Streamed, render_json
 from api_plugin.web.routes import build_url_map
 from api_plugin.web.views import Context, PlainText
 from api_plugin.web.web_input import check_query, check_route_arguments
@@ -64,6 +64,7 @@ class ApiApp:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         ctx = Context(self, environ)
+        stream: Generator[bytes, None, None] | None = None
         try:
             view, args = self._routes.match(
                 wsgi_text(environ.get("PATH_INFO", "")) or "/",
@@ -72,17 +73,30 @@ class ApiApp:
             if environ.get("QUERY_STRING"):
                 check_query(ctx.request.args.items(multi=True))
             result = view(ctx, **args)
-            if isinstance(result, PlainText):
+            if isinstance(result, Streamed):
+                # The first chunk is fetched before the status goes out, so a database
+                # that fails at the start still answers a proper 503/500 (see _streamed).
+                stream = result.encode()
+                body, content_type = next(stream), JSON_TYPE
+            elif isinstance(result, PlainText):
                 body = result.text.encode()
                 content_type = "text/plain; charset=utf-8"
             else:
                 body, content_type = render_json(result), JSON_TYPE
         except Exception as exc:  # every failure is answered as an ApiError
+            if stream is not None:
+                stream.close()
             return self._as_error(exc, ctx)(environ, start_response)
-        start_response(_OK, [("Content-Type", content_type),
-                                  ("Content-Length", str(len(body)))])
+        headers = [("Content-Type", content_type)]
+        if stream is None:
+            headers.append(("Content-Length", str(len(body))))
+        start_response(_OK, headers)
         if environ.get("REQUEST_METHOD") == "HEAD":
+            if stream is not None:
+                stream.close()
             return [b""]
+        if stream is not None:
+            return _streamed(body, stream, ctx.request.method, ctx.request.path)
         return [body]
 
     @staticmethod
@@ -107,3 +121,24 @@ class ApiApp:
         if self.prefix and script.endswith(self.prefix):
             return script[: -len(self.prefix)]
         return script if not self.prefix else ""
+
+
+def _streamed(first: bytes, rest: Generator[bytes, None, None], method: str,
+              path: str) -> Iterator[bytes]:
+    """A streamed body: its first piece (already fetched), then the rest as fetched.
+
+    The status and headers are out by then, so an error past the first chunk cannot
+    become an error answer. It is logged and raised on to the server, which then drops
+    the connection without ending the body: the client sees a cut-off transfer (no final
+    chunk, or fewer bytes than a complete JSON document), never a short list that
+    parses as a whole one.
+    """
+    try:
+        yield first
+        try:
+            yield from rest
+        except Exception:
+            log.exception("error while streaming %s %s: answer cut off", method, path)
+            raise
+    finally:
+        rest.close()

@@ -179,7 +179,7 @@ def trigger_dag(ctx: Context, dag_id: str) -> Any:
 @describe(errors=("400",), query=_PAGING)
 def dag_runs(ctx: Context, dag_id: str) -> Any:
     args = ctx.request.args
-    return services.get_dag_runs(
+    return services.stream_dag_runs(
         ctx.store, dag_id, state=args.get("state"), limit=args.get("limit"),
         offset=args.get("offset"), url_base=ctx.url_base,
     )

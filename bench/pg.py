@@ -1,0 +1,315 @@
+"""Benchmark on PostgreSQL: the plugin direct and through PgBouncer next to Airflow 2.10.5's
+webserver; growth at a million runs; a streamed run list; memory and start-up.
+
+    python bench/pg.py --airflow /tmp/af2 tables      # vs Airflow 2.10.5, same PG server
+    python bench/pg.py scale --big URL                # growth: 10 DAGs vs URL (seed_pg.py)
+    python bench/pg.py stream --big URL               # a 100,000-run list, streamed
+    python bench/pg.py footprint                      # RSS after 10k/100k requests, start-up
+
+PostgreSQL is the server of API_PLUGIN_TEST_PG_URL, PgBouncer (transaction pooling) the
+one of API_PLUGIN_TEST_PGBOUNCER_URL (.ci/postgres.sh, .ci/pgbouncer.sh). Every server
+runs 2 sync gunicorn workers on loopback; servers that are compared are all up at once
+and measured endpoint by endpoint in turn, so each ratio compares the same minute.
+Airflow 3.3.2's v2 API on PostgreSQL: ``bench/airflow3_side.py --postgresql``.
+Nothing here asserts timings: the numbers are for people (and the closing notes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench.run import (  # noqa: E402
+    RUN_DATE,
+    RUN_PREFIXES,
+    Result,
+    endpoints,
+    free_port,
+    start,
+    wrk,
+)
+from bench.seed_pg import drop_database, seed_postgresql  # noqa: E402
+
+
+def pgbouncer_url(url: str) -> str:
+    """``url``'s database reached through the PgBouncer, with psycopg2 (psycopg 3's
+    server-side prepared statements and a transaction pooler are helper pgprod's)."""
+    bouncer = os.environ.get("API_PLUGIN_TEST_PGBOUNCER_URL")
+    if not bouncer:
+        raise SystemExit("API_PLUGIN_TEST_PGBOUNCER_URL is needed: see .ci/pgbouncer.sh")
+    base = bouncer.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+    return base + "/" + url.rsplit("/", 1)[1]
+
+
+def plugin(url: str, env: dict[str, str], workers: int = 2) -> tuple[Any, int]:
+    port = free_port()
+    proc = start([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+                  "--workers", str(workers), "--worker-class", "sync",
+                  "api_plugin.wsgi:application"],
+                 {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url},
+                 f"http://127.0.0.1:{port}/api/experimental/test")
+    return proc, port
+
+
+def stop(proc: Any) -> None:
+    proc.terminate()
+    proc.wait()
+
+
+def side_by_side(servers: dict[str, int], seconds: int, connections: int, dag: str,
+                 task: str) -> dict[str, dict[str, Result]]:
+    """Every endpoint on every server, server after server for each endpoint."""
+    results: dict[str, dict[str, Result]] = {name: {} for name in servers}
+    for endpoint, path, script in endpoints("/api/experimental", dag, task):
+        for name, port in servers.items():
+            # A database kept between runs (seed_pg.py's big one) has the last run's
+            # triggers: dates and run ids moved by this process's id keep them apart.
+            env = {"BENCH_RUN_PREFIX": f"{name}{os.getpid()}",
+                   "BENCH_DATE_OFFSET": str(100_000_000 * RUN_PREFIXES.index(name)
+                                            + 200_000 * (os.getpid() % 50))}
+            results[name][endpoint] = wrk(f"http://127.0.0.1:{port}{path}", seconds,
+                                          connections, script, env)
+    return results
+
+
+def worker_pids(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return sorted(int(pid) for pid in children)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# ---------------------------------------------------------------- vs Airflow 2.10.5
+
+
+def airflow_made_database(venv: Path, work: Path) -> tuple[Any, str]:
+    """An Airflow home on a PostgreSQL database Airflow 2.10.5 migrated, with
+    etl_nightly's 99 scheduled runs and one triggered run (with its task instances)."""
+    from sqlalchemy import insert
+
+    from api_plugin.services import ApiService
+    from api_plugin.store import Store
+    from bench.airflow_side import DAG_ID
+
+    os.environ["AIRFLOW_VENV"] = str(venv)
+    from tests.compat import airflow_env
+
+    airflow_env.AIRFLOWS["airflow2"] = (venv, airflow_env.AIRFLOWS["airflow2"][1])
+    home = airflow_env.make_home(work / "airflow_home", "airflow2", "postgresql")
+    store = Store.open(home.database)
+    begin = datetime(2024, 6, 1, tzinfo=UTC)
+    with store.write() as conn:
+        conn.execute(insert(store.tables.dag_run), [
+            {"dag_id": DAG_ID, "run_id": f"scheduled__{n}", "execution_date":
+             begin + timedelta(hours=n), "state": "success", "run_type": "scheduled",
+             "external_trigger": False, "start_date": begin + timedelta(hours=n),
+             "clear_number": 0} for n in range(99)])
+    ApiService(store).trigger_dag(DAG_ID, execution_date=RUN_DATE)
+    store.dispose()
+    return home, home.database
+
+
+def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
+    from bench.airflow_side import DAG_ID, TASK_ID
+    from tests.compat import airflow_env
+
+    home, url = airflow_made_database(Path(args.airflow).resolve(), work)
+    procs = []
+    try:
+        direct, direct_port = plugin(url, env)
+        procs.append(direct)
+        bouncer, bouncer_port = plugin(pgbouncer_url(url), env)
+        procs.append(bouncer)
+        af_port = free_port()
+        airflow = airflow_env.start_webserver(home, url, af_port)
+        servers = {"direct": direct_port, "pgbouncer": bouncer_port, "airflow": af_port}
+        results = side_by_side(servers, args.seconds, args.connections, DAG_ID, TASK_ID)
+    finally:
+        for proc in procs:
+            stop(proc)
+        if "airflow" in locals():
+            airflow_env.stop(airflow)
+        home.drop_databases()
+    print(f"\n== PostgreSQL: plugin direct (psycopg 3) and through PgBouncer (transaction "
+          f"pooling, psycopg2) vs Airflow 2.10.5's webserver, one Airflow-made database "
+          f"({DAG_ID}, 100 runs), 2 sync workers each, {args.connections} connections")
+    print(f"{'endpoint':<15}{'direct r/s':>11}{'p50':>7}{'p99':>7}{'bouncer r/s':>12}"
+          f"{'p50':>7}{'p99':>7}{'af2 r/s':>9}{'p50':>7}{'x af2':>7}{'xaf2 pgb':>9}{'non2xx':>8}")
+    for name in results["direct"]:
+        d, b, a = results["direct"][name], results["pgbouncer"][name], results["airflow"][name]
+        def ratio(r: Result, a: Result = a) -> float:
+            return r.rps / a.rps if a.rps else float("inf")
+        print(f"{name:<15}{d.rps:>11.0f}{d.p50_ms:>7.2f}{d.p99_ms:>7.2f}{b.rps:>12.0f}"
+              f"{b.p50_ms:>7.2f}{b.p99_ms:>7.2f}{a.rps:>9.1f}{a.p50_ms:>7.1f}"
+              f"{ratio(d):>7.1f}{ratio(b):>9.1f}"
+              f"{d.non_2xx + b.non_2xx:>5}/{a.non_2xx}")
+
+
+# ---------------------------------------------------------------------- growth
+
+
+def scale(args: argparse.Namespace, env: dict[str, str]) -> None:
+    small = seed_postgresql(10, 100)
+    procs = []
+    try:
+        small_proc, small_port = plugin(small, env)
+        procs.append(small_proc)
+        big_proc, big_port = plugin(args.big, env)
+        procs.append(big_proc)
+        results = side_by_side({"small": small_port, "big": big_port}, args.seconds,
+                               args.connections, "example_etl", "load")
+    finally:
+        for proc in procs:
+            stop(proc)
+        drop_database(small)
+    print(f"\n== growth on PostgreSQL: 10 DAGs x 100 runs vs {args.big_label} "
+          f"(example_etl: the DAG read), 2 sync workers each, {args.connections} connections")
+    print(f"{'endpoint':<15}{'small p50':>10}{'big p50':>9}{'growth':>8}"
+          f"{'small r/s':>11}{'big r/s':>9}{'non2xx':>8}")
+    for name, s in results["small"].items():
+        b = results["big"][name]
+        print(f"{name:<15}{s.p50_ms:>10.2f}{b.p50_ms:>9.2f}{b.p50_ms / max(s.p50_ms, 1e-6):>7.2f}x"
+              f"{s.rps:>11.0f}{b.rps:>9.0f}{s.non_2xx + b.non_2xx:>8}")
+
+
+# ------------------------------------------------------------------- streaming
+
+
+def first_byte(port: int, path: str) -> tuple[float, int, int]:
+    """(ms to the status line and first body bytes, body size, runs) of one GET."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    began = time.perf_counter()
+    conn.request("GET", path)
+    answer = conn.getresponse()
+    answer.read(1)
+    took = (time.perf_counter() - began) * 1000
+    rest = answer.read()
+    conn.close()
+    return took, 1 + len(rest), rest.count(b'"run_id"')
+
+
+def stream(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """One worker, so that the process measured is the one that answered."""
+    proc, port = plugin(args.big, env, workers=1)
+    base = "/api/experimental/dags/example_etl/dag_runs"
+    try:
+        worker = worker_pids(proc.pid)[0]
+        first_byte(port, base + "?limit=100")
+        before = rss_mb(worker)
+        page = [first_byte(port, base + "?limit=100") for _ in range(20)]
+        whole = [first_byte(port, base) for _ in range(3)]
+        after = rss_mb(worker)
+        big_page = [first_byte(port, base + "?limit=10000") for _ in range(3)]
+        after_page = rss_mb(worker)
+    finally:
+        stop(proc)
+    print("\n== streamed run list: example_etl's every run (no limit) vs a 100-run page, "
+          "one sync worker")
+    print(f"first byte, 100-run page:          {statistics.median(t[0] for t in page):8.2f} ms"
+          f"  ({page[0][1]:,} bytes)")
+    print(f"first byte, every run (streamed):  {statistics.median(t[0] for t in whole):8.2f} ms"
+          f"  ({whole[0][1]:,} bytes, {whole[0][2]:,} runs)")
+    print(f"first byte, 10,000-run page (not streamed): "
+          f"{statistics.median(t[0] for t in big_page):8.2f} ms")
+    print(f"worker RSS: {before:.1f} MB before, {after:.1f} MB after 3 full lists "
+          f"(+{after - before:.1f} MB), {after_page:.1f} MB after 3 unstreamed 10,000-run pages")
+
+
+# ------------------------------------------------------------------- footprint
+
+MIX = HERE / "mix.lua"
+
+
+def footprint(args: argparse.Namespace, env: dict[str, str]) -> None:
+    url = seed_postgresql(10, 100)
+    port = free_port()
+    serve_env = {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url}
+    began = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "api_plugin.cli", "serve", "--bind",
+                             f"127.0.0.1:{port}", "--workers", "2"], env=serve_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        startup = wait_first_answer(port, "/api/experimental/dags/example_etl/paused", began)
+        workers = worker_pids(proc.pid)
+        rows = [("started", 0, [rss_mb(p) for p in workers])]
+        done = 0
+        for target in (10_000, 100_000):
+            while done < target:
+                done += run_mix(port, min(target - done, 20_000))
+            rows.append((f"after {target:,} requests", done, [rss_mb(p) for p in workers]))
+    finally:
+        stop(proc)
+        drop_database(url)
+    print("\n== footprint: `api-plugin serve --workers 2` on PostgreSQL (10 DAGs x 100 runs)")
+    print(f"start-up to first answer (a database read): {startup:.0f} ms")
+    for label, _, rss in rows:
+        print(f"{label:<26} worker RSS MB: {', '.join(f'{r:.1f}' for r in rss)}")
+
+
+def wait_first_answer(port: int, path: str, began: float) -> float:
+    while time.perf_counter() - began < 60:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return (time.perf_counter() - began) * 1000
+        except OSError:
+            time.sleep(0.01)
+    raise SystemExit("api-plugin serve did not answer within 60 s")
+
+
+def run_mix(port: int, requests: int) -> int:
+    """About ``requests`` requests of the endpoint mix (mix.lua); how many were made."""
+    out = subprocess.run(["wrk", "-t2", "-c4", "-d60s", "-s", str(MIX),
+                          f"http://127.0.0.1:{port}"], capture_output=True, text=True,
+                         check=True, env={**os.environ, "BENCH_REQUESTS": str(requests)}).stdout
+    return int(out.split(" requests in ")[0].split()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["tables", "scale", "stream", "footprint"])
+    parser.add_argument("--airflow", help="virtualenv of apache-airflow 2.10.5 (tables)")
+    parser.add_argument("--big", help="URL of a seed_pg.py database (scale, stream)")
+    parser.add_argument("--big-label", default="10,000 DAGs / ~1,000,000 runs")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="api_plugin_bench_pg_"))
+    env = {**os.environ, "API_PLUGIN_CONFIG": str(work / "none.cfg")}
+    actions: dict[str, Callable[[], None]] = {
+        "tables": lambda: tables(args, env, work),
+        "scale": lambda: scale(args, env),
+        "stream": lambda: stream(args, env),
+        "footprint": lambda: footprint(args, env),
+    }
+    try:
+        actions[args.what]()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""A run list with no ``limit`` streams: fetched in bounded chunks, encoded as they come,
+byte for byte the answer the unstreamed path gives; errors before the first chunk are
+ordinary error answers, an error after it cuts the transfer off (never a short list
+that parses as a whole one)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from werkzeug.test import EnvironBuilder
+
+from api_plugin import services
+from api_plugin.services import runs
+from api_plugin.store import Store
+from api_plugin.web.rendering import render_json
+from conftest import PG_URL, PREFIX, ApiHarness, load_dags, seed_airflow_rows
+
+CHUNK = 4
+FIRST = 2
+
+
+def trigger_runs(api: ApiHarness, count: int) -> None:
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    for n in range(count):
+        response = api.post("/dags/example_etl/dag_runs", json={
+            "execution_date": (start + timedelta(days=n)).isoformat()})
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def call(app: Callable[..., Any], path: str) -> tuple[str, dict[str, str], Iterator[bytes]]:
+    """The app called as a server would: status, headers, and the body not yet read."""
+    environ = EnvironBuilder(path=PREFIX + path, environ_base={"REMOTE_ADDR": "127.0.0.1"}
+                             ).get_environ()
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
+        answer.update(status=status, headers=dict(headers))
+
+    body = iter(app(environ, start_response))
+    return answer["status"], answer["headers"], body
+
+
+@pytest.fixture
+def chunked(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Fetches of CHUNK rows, the first of FIRST."""
+    monkeypatch.setattr(runs, "STREAM_CHUNK", CHUNK)
+    monkeypatch.setattr(runs, "FIRST_CHUNK", FIRST)
+    return CHUNK
+
+
+@pytest.mark.parametrize("count", [0, 2, 3, 6, 11])
+def test_streamed_list_is_the_unstreamed_answer_in_chunks(
+        api: ApiHarness, chunked: int, count: int) -> None:
+    """A list longer than a first chunk streams; one that fits in it is answered whole
+    from its first read. Either way the bytes are the unstreamed answer's."""
+    trigger_runs(api, count)
+    status, headers, body = call(api.client.application, "/dags/example_etl/dag_runs")
+    assert status.startswith("200") and headers["Content-Type"] == "application/json"
+    pieces = list(body)
+    expected = render_json(services.get_dag_runs(api.store, "example_etl"))
+    assert b"".join(pieces) == expected
+    # The same list as a page (the unstreamed path through the web) is the same bytes.
+    assert api.get("/dags/example_etl/dag_runs?limit=10000").get_data() == expected
+    assert len(json.loads(expected)) == count
+    if count <= FIRST:
+        assert headers["Content-Length"] == str(len(expected)) and len(pieces) == 1
+    else:
+        assert "Content-Length" not in headers
+        # One piece per fetch (FIRST rows, then at most CHUNK), then the closing bracket.
+        assert len(pieces) == 1 + math.ceil((count - FIRST) / chunked) + 1
+        assert pieces[0].count(b'"run_id"') == FIRST
+        assert all(piece.count(b'"run_id"') <= chunked for piece in pieces)
+    assert api.store.engine.pool.checkedout() == 0
+
+
+def test_filtered_and_offset_lists_stream_too(api: ApiHarness, chunked: int) -> None:
+    trigger_runs(api, 6)
+    for query in ("?state=queued", "?state=running", "?offset=1", "?offset=3", "?offset=99"):
+        _, headers, body = call(api.client.application,
+                                f"/dags/example_etl/dag_runs{query}")
+        paged = api.get(f"/dags/example_etl/dag_runs{query}&limit=10000").get_data()
+        assert b"".join(body) == paged, query
+        assert ("Content-Length" in headers) == (len(json.loads(paged)) <= FIRST), query
+
+
+def test_bad_requests_are_not_streamed(api: ApiHarness) -> None:
+    status, headers, body = call(api.client.application, "/dags/nope/dag_runs")
+    assert status.startswith("400") and "Content-Length" in headers
+    assert "nope" in json.loads(b"".join(body))["error"]
+    status, _, _ = call(api.client.application, "/dags/example_etl/dag_runs?offset=-1")
+    assert status.startswith("400")
+
+
+def test_a_query_that_fails_at_once_is_an_error_answer(api: ApiHarness) -> None:
+    """The first chunk is fetched before the status is sent: a failing query (here its
+    table gone) is a complete 500 JSON answer, not a broken stream."""
+    trigger_runs(api, 2)
+    with api.store.write() as conn:
+        conn.execute(text("ALTER TABLE dag_run RENAME TO dag_run_gone"))
+    status, headers, body = call(api.client.application, "/dags/example_etl/dag_runs")
+    assert status.startswith("500")
+    assert int(headers["Content-Length"]) == len(raw := b"".join(body))
+    assert json.loads(raw) == {"error": "Internal database error"}
+    assert api.store.engine.pool.checkedout() == 0
+
+
+def test_closing_a_stream_early_gives_its_connection_back(
+        api: ApiHarness, chunked: int) -> None:
+    trigger_runs(api, 9)
+    _, _, body = call(api.client.application, "/dags/example_etl/dag_runs")
+    next(body)
+    body.close()  # type: ignore[attr-defined]  # what a server does when a client leaves
+    assert api.store.engine.pool.checkedout() == 0
+    assert len(api.get("/dags/example_etl/dag_runs").get_json()) == 9
+
+
+def pg_database(make_database: Callable[[str, str], str]) -> tuple[str, Store]:
+    if not PG_URL:
+        pytest.fail("API_PLUGIN_TEST_PG_URL unset: see .ci/postgres.sh")
+    from api_plugin.cli.main import example_dags_dir
+
+    url = make_database("airflow2", "postgresql")
+    store = Store.open(url)
+    seed_airflow_rows(store)
+    load_dags(store, example_dags_dir())
+    return url, store
+
+
+def app_over(url: str, store: Store) -> Callable[..., Any]:
+    from api_plugin.serving.mount import build_api, json_not_found, mount_into
+    from api_plugin.settings.config import Config
+
+    config = Config.load(environ={}, database__sql_alchemy_conn=url, api__auth_backend="default")
+    return mount_into(json_not_found, build_api(config, store), PREFIX)
+
+
+def fetches_waiting(admin: Any) -> list[str]:
+    return [row[0] for row in admin.execute(text(
+        "SELECT query FROM pg_stat_activity WHERE query LIKE 'FETCH FORWARD%'"
+        " AND pid <> pg_backend_pid()"))]
+
+
+@pytest.mark.postgres
+def test_postgresql_fetches_through_a_server_side_cursor_and_a_cut_stream_is_not_json(
+        make_database: Callable[[str, str], str], chunked: int) -> None:
+    """Mid-stream, the server holds the rest (its last statement a ``FETCH FORWARD
+    2``, then ``4``); killing that server connection then makes the transfer end in an error, with
+    what was sent not parseable as JSON."""
+    url, store = pg_database(make_database)
+    app = app_over(url, store)
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    for n in range(10):
+        services.trigger_dag(
+            store, "example_etl", execution_date=(start + timedelta(days=n)).isoformat())
+    admin_engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    admin = admin_engine.connect()
+    try:
+        status, _, body = call(app, "/dags/example_etl/dag_runs")
+        sent = [next(body)]
+        assert status.startswith("200")
+        waiting = fetches_waiting(admin)
+        assert len(waiting) == 1 and waiting[0].startswith(f"FETCH FORWARD {FIRST} FROM ")
+        sent.append(next(body))
+        waiting = fetches_waiting(admin)
+        assert len(waiting) == 1 and waiting[0].startswith(f"FETCH FORWARD {chunked} FROM ")
+        admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE query LIKE 'FETCH FORWARD%' AND pid <> pg_backend_pid()"))
+        with pytest.raises(Exception, match=r"terminat|closed|connection|unavailable"):
+            sent.extend(body)
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(b"".join(sent))
+        assert store.engine.pool.checkedout() == 0
+        # The pool heals: the next list is whole.
+        assert len(json.loads(b"".join(call(app, "/dags/example_etl/dag_runs")[2]))) == 10
+    finally:
+        admin.close()
+        admin_engine.dispose()
+        store.dispose()
