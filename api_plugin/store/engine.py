@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Seconds a new PostgreSQL connection may take before the request answers 503.
+PG_CONNECT_TIMEOUT_S = 5
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -42,8 +44,30 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 8)
     if parsed.get_backend_name() == "postgresql":
         connect_args = kwargs.setdefault("connect_args", {})
-        connect_args.setdefault("connect_timeout", 5)
+        for key, value in postgres_connect_args(parsed).items():
+            connect_args.setdefault(key, value)
     return create_engine(url, **kwargs)
+
+
+def postgres_connect_args(url: URL) -> dict[str, Any]:
+    """What every PostgreSQL connection of the plugin is opened with.
+
+    A connect timeout, so an unreachable server is a prompt 503 rather than a hung
+    worker. With psycopg 3, no server-side prepared statements (``prepare_threshold``
+    None): psycopg prepares a statement on the server after a few executions and
+    remembers it per client connection, but behind a transaction pooler (PgBouncer's
+    ``pool_mode = transaction``) the next transaction of that connection may run on
+    another server connection, where the name is unknown or names another statement
+    (``InvalidSqlStatementName``, ``DuplicatePreparedStatement``, or a wrong query run
+    with these parameters). The plugin cannot tell whether a pooler is in between, and
+    the queries it sends are small enough that planning them each time costs little
+    (``bench/prepares.py`` measures it), so this holds for every PostgreSQL URL.
+    psycopg2 never prepares on the server: it needs nothing.
+    """
+    args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    if url.get_driver_name() == "psycopg":
+        args["prepare_threshold"] = None
+    return args
 
 
 def make_read_engine(engine: Engine) -> Engine:
@@ -53,7 +77,9 @@ def make_read_engine(engine: Engine) -> Engine:
     ping and no rollback on return: a read is then one round trip to the server instead
     of four (ping, BEGIN, the query, ROLLBACK). A single statement sees one consistent
     snapshot, so nothing is lost; a connection the server dropped is noticed by the read
-    itself, which starts over once on a fresh pool (reads are safe to repeat).
+    itself, which starts over once on a fresh pool (reads are safe to repeat). Behind a
+    transaction pooler each read is a transaction of its own, which the pooler may give
+    any server connection: nothing here relies on session state.
     """
     if engine.url.get_backend_name() == "sqlite":
         return engine
@@ -62,8 +88,8 @@ def make_read_engine(engine: Engine) -> Engine:
     return create_engine(
         engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
         pool_reset_on_return=None, pool_size=size, max_overflow=8,
-        connect_args={"connect_timeout": 5} if engine.url.get_backend_name() == "postgresql"
-        else {},
+        connect_args=postgres_connect_args(engine.url)
+        if engine.url.get_backend_name() == "postgresql" else {},
     )
 
 
