@@ -54,20 +54,36 @@ def postgres_connect_args(url: URL) -> dict[str, Any]:
 
     A connect timeout, so an unreachable server is a prompt 503 rather than a hung
     worker. With psycopg 3, no server-side prepared statements (``prepare_threshold``
-    None): psycopg prepares a statement on the server after a few executions and
-    remembers it per client connection, but behind a transaction pooler (PgBouncer's
-    ``pool_mode = transaction``) the next transaction of that connection may run on
-    another server connection, where the name is unknown or names another statement
-    (``InvalidSqlStatementName``, ``DuplicatePreparedStatement``, or a wrong query run
-    with these parameters). The plugin cannot tell whether a pooler is in between, and
-    the queries it sends are small enough that planning them each time costs little
-    (``bench/prepares.py`` measures it), so this holds for every PostgreSQL URL.
-    psycopg2 never prepares on the server: it needs nothing.
+    None) unless the URL asks for them: psycopg prepares a statement on the server after
+    a few executions and remembers it per client connection, but behind a transaction
+    pooler (PgBouncer's ``pool_mode = transaction``) the next transaction of that
+    connection may run on another server connection, where the name is unknown or names
+    another client's statement (``InvalidSqlStatementName``, ``DuplicatePreparedStatement``,
+    or that other query run with these parameters: a wrong answer). The plugin cannot
+    tell whether a pooler is in between, so off is the default; on a server reached
+    directly, ``?prepare_threshold=5`` (psycopg's own default) in the URL saves planning
+    the larger queries each time (``bench/prepares.py`` measures what). psycopg2 never
+    prepares on the server: it needs nothing.
     """
     args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
     if url.get_driver_name() == "psycopg":
-        args["prepare_threshold"] = None
+        args["prepare_threshold"] = prepare_threshold(url)
     return args
+
+
+def prepare_threshold(url: URL) -> int | None:
+    """psycopg 3's ``prepare_threshold`` from the URL's query (the driver would get it as
+    text), None when the URL has none or says ``none``."""
+    raw = url.query.get("prepare_threshold")
+    if raw is None:
+        return None
+    text = (raw[-1] if isinstance(raw, tuple) else raw).strip().lower()
+    if text in ("", "none"):
+        return None
+    if not text.isdigit():
+        raise ValueError(f"prepare_threshold in the database URL must be a whole number "
+                         f"of executions or 'none', not {text!r}")
+    return int(text)
 
 
 def make_read_engine(engine: Engine) -> Engine:
