@@ -1,11 +1,14 @@
 # Start and stop a PgBouncer in transaction-pooling mode in front of the PostgreSQL that
 # .ci/postgres.sh started (sourced by .ci/run after start_postgres). Exports
 # API_PLUGIN_TEST_PGBOUNCER_URL: the same database as API_PLUGIN_TEST_PG_URL, reached
-# through the pooler, as Airflow's Helm chart deploys it. The two timeouts are those
-# docs/hosting.rst recommends: a query waiting for a server connection that cannot be
-# made fails after query_wait_timeout (default 120 s, which would hold a worker through
-# a whole outage), and after a failed login PgBouncer tries the server again after
-# server_login_retry (default 15 s, refusing every client meanwhile).
+# through the pooler, as Airflow's Helm chart deploys it, and
+# API_PLUGIN_TEST_PGBOUNCER_ADDRESS, that URL without its scheme, which tox's pgbouncer
+# environment gives each driver's scheme (postgresql+psycopg://, postgresql+psycopg2://).
+# The two timeouts are those docs/hosting.rst recommends: a query waiting for a server
+# connection that cannot be made fails after query_wait_timeout (default 120 s, which
+# would hold a worker through a whole outage), and after a failed login PgBouncer tries
+# the server again after server_login_retry (default 15 s, refusing every client
+# meanwhile).
 PGB_PORT=${PGB_PORT:-56432}
 PGB_DIR=${PGB_DIR:-/tmp/api_plugin_pgbouncer}
 
@@ -38,7 +41,8 @@ INI
     pg_isready -q -h 127.0.0.1 -p "$PGB_PORT" && break
     sleep 0.1
   done
-  export API_PLUGIN_TEST_PGBOUNCER_URL="postgresql://postgres@127.0.0.1:$PGB_PORT/postgres"
+  export API_PLUGIN_TEST_PGBOUNCER_ADDRESS="postgres@127.0.0.1:$PGB_PORT/postgres"
+  export API_PLUGIN_TEST_PGBOUNCER_URL="postgresql://$API_PLUGIN_TEST_PGBOUNCER_ADDRESS"
 }
 
 stop_pgbouncer() {
