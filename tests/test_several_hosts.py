@@ -149,6 +149,17 @@ class TwoHostLoad:
             thread.join(timeout=90)
 
 
+def all_workers(host: Host, count: int = 2) -> set[int]:
+    """The pids of ``host``'s workers once all ``count`` have started and it answers
+    (``serve`` returns as soon as the master listens)."""
+    for _ in range(200):  # polls, each at least 0.05 s apart
+        pids = set(worker_pids(host.proc.pid))
+        if len(pids) == count and host.call("GET", "/test")[0] == 200:
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"{host.port} has not started its {count} workers: {pids}")
+
+
 def first_200(host: Host, polls: int = 400) -> int | None:
     """The poll at which ``host`` first answers 200, each poll at least 0.05 s apart."""
     for poll in range(polls):
@@ -165,14 +176,14 @@ def test_database_restart_under_load_heals_both_hosts(
         pytest.fail("API_PLUGIN_TEST_PG_CTL unset: see .ci/postgres.sh")
     a, b, store = two_hosts
     masters = {a.proc.pid, b.proc.pid}
-    workers = {pid for host in (a, b) for pid in worker_pids(host.proc.pid)}
+    workers = all_workers(a) | all_workers(b)
     try:
         with TwoHostLoad((a, b), clients=6) as load:
             time.sleep(1.0)
             subprocess.run([ctl, "stop"], check=True, timeout=60)
             load.phase = "down"
             try:
-                time.sleep(2.0)
+                time.sleep(3.0)
             finally:
                 load.phase = "restarting"
                 subprocess.run([ctl, "start"], check=True, timeout=60)
@@ -218,12 +229,7 @@ def test_a_worker_replaced_while_the_database_is_down_boots_and_heals(
     seeded(url).dispose()
     host = Host(*serve(url, tmp_path, 2))
     try:
-        for _ in range(200):  # both workers up, each poll at least 0.05 s apart
-            before = set(worker_pids(host.proc.pid))
-            if len(before) == 2 and host.call("GET", "/test")[0] == 200:
-                break
-            time.sleep(0.05)
-        assert len(before) == 2, before
+        before = all_workers(host)
         subprocess.run([ctl, "stop"], check=True, timeout=60)
         try:
             os.kill(sorted(before)[0], signal.SIGKILL)
