@@ -1,7 +1,14 @@
 # Start and stop a PgBouncer in transaction-pooling mode in front of the PostgreSQL that
 # .ci/postgres.sh started (sourced by .ci/run after start_postgres). Exports
 # API_PLUGIN_TEST_PGBOUNCER_URL: the same database as API_PLUGIN_TEST_PG_URL, reached
-# through the pooler, as Airflow's Helm chart deploys it.
+# through the pooler, as Airflow's Helm chart deploys it, and
+# API_PLUGIN_TEST_PGBOUNCER_ADDRESS, that URL without its scheme, which tox's pgbouncer
+# environment gives each driver's scheme (postgresql+psycopg://, postgresql+psycopg2://).
+# The two timeouts are those docs/hosting.rst recommends: a query waiting for a server
+# connection that cannot be made fails after query_wait_timeout (default 120 s, which
+# would hold a worker through a whole outage), and after a failed login PgBouncer tries
+# the server again after server_login_retry (default 15 s, refusing every client
+# meanwhile).
 PGB_PORT=${PGB_PORT:-56432}
 PGB_DIR=${PGB_DIR:-/tmp/api_plugin_pgbouncer}
 
@@ -22,6 +29,8 @@ pool_mode = transaction
 max_client_conn = 1000
 default_pool_size = 20
 server_reset_query =
+query_wait_timeout = 2
+server_login_retry = 1
 ignore_startup_parameters = extra_float_digits,options
 logfile = $PGB_DIR/pgbouncer.log
 pidfile = $PGB_DIR/pgbouncer.pid
@@ -32,7 +41,8 @@ INI
     pg_isready -q -h 127.0.0.1 -p "$PGB_PORT" && break
     sleep 0.1
   done
-  export API_PLUGIN_TEST_PGBOUNCER_URL="postgresql://postgres@127.0.0.1:$PGB_PORT/postgres"
+  export API_PLUGIN_TEST_PGBOUNCER_ADDRESS="postgres@127.0.0.1:$PGB_PORT/postgres"
+  export API_PLUGIN_TEST_PGBOUNCER_URL="postgresql://$API_PLUGIN_TEST_PGBOUNCER_ADDRESS"
 }
 
 stop_pgbouncer() {

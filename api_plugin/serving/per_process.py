@@ -58,3 +58,23 @@ class PerProcessApp:
             unavailable = ServiceUnavailable("The API is not available: see the server's log")
             return unavailable(environ, start_response)
         return app(environ, start_response)
+
+
+def built_now_or_later(factory: Callable[[], WSGIApp]) -> PerProcessApp:
+    """``PerProcessApp(factory)`` with the app built now when the database answers.
+
+    What a gunicorn worker loads: start-up work (engine, flavor detection, tables) is
+    done as the worker boots, but a database that cannot be reached then (a worker
+    replaced during a failover) does not fail the boot, which would make gunicorn stop
+    the whole server: the worker starts, answers 503, and builds the app on a later
+    request. Any other failure (no Airflow tables, bad settings) still stops the start.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    app = PerProcessApp(factory)
+    try:
+        app.app()
+    except DBAPIError:
+        log.exception("api_plugin could not reach its database; trying again on the next "
+                      "request")
+    return app

@@ -51,8 +51,9 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from api_plugin.serving.mount import build_application
+        from api_plugin.serving.per_process import built_now_or_later
 
-        return build_application(self.api_config)
+        return built_now_or_later(lambda: build_application(self.api_config))
 
 
 def gunicorn_options(config: Config, bind: str, workers: int) -> dict[str, Any]:
