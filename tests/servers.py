@@ -90,7 +90,7 @@ def start_server(folder: Path, database_url: str | None = None, *,
                  environ: Mapping[str, str] | None = None,
                  base_environ: Mapping[str, str] | None = None, workers: int = 2,
                  gunicorn: Sequence[str] | None = None, options: Sequence[str] = (),
-                 new_session: bool = False) -> Server:
+                 new_session: bool = False, log: Path | None = None) -> Server:
     """A server over ``database_url`` (unset: the embedded default under ``folder``, or
     the one the configuration names), answering ``/test`` before this returns.
 
@@ -100,7 +100,7 @@ def start_server(folder: Path, database_url: str | None = None, *,
     ``base_environ`` (default this process's environment). The configuration file is
     ``folder/home/api_plugin.cfg``, absent unless a test writes it. ``new_session``
     starts it in a session of its own (signals sent to the test's process group then
-    leave it alone).
+    leave it alone). ``log``: a file that gets the server's output (else it is dropped).
     """
     port = free_port()
     env = {**(os.environ if base_environ is None else base_environ),
@@ -117,9 +117,14 @@ def start_server(folder: Path, database_url: str | None = None, *,
                    "--workers", str(workers)]
     else:
         command = ["-m", "gunicorn", "--bind", bind, "--workers", str(workers), *gunicorn]
-    proc = subprocess.Popen([sys.executable, *command], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=new_session)
+    sink = subprocess.DEVNULL if log is None else log.open("ab")
+    try:
+        proc = subprocess.Popen([sys.executable, *command], cwd=REPO, env=env, stdout=sink,
+                                stderr=subprocess.STDOUT if log is not None
+                                else subprocess.DEVNULL, start_new_session=new_session)
+    finally:
+        if log is not None:
+            sink.close()  # type: ignore[union-attr]
     server = Server(proc, port)
     try:
         wait_until_up(server.api + "/test", proc)

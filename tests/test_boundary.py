@@ -117,3 +117,20 @@ def test_a_write_names_what_a_violated_constraint_means(api: ApiHarness) -> None
         conn.execute(insert(pools).values(**row))
     with pytest.raises(DatabaseFailure), api.store.write() as conn:
         conn.execute(insert(pools).values(**row))
+
+
+def test_a_shutdown_behind_a_pipeline_error_is_an_outage() -> None:
+    """psycopg 3 reports a server shut down in the middle of a pipelined executemany as
+    "cannot exit pipeline mode while busy"; the shutdown (SQLSTATE 57P01) is its
+    context, and makes it a 503 like the shutdown itself."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError as SAOperationalError
+
+    from api_plugin.store.boundary import database_unavailable
+
+    busy = psycopg.OperationalError("cannot exit pipeline mode while busy")
+    busy.__context__ = psycopg.errors.AdminShutdown("terminating connection")
+    wrapped = SAOperationalError("INSERT", {}, busy)
+    assert database_unavailable(wrapped)
+    unrelated = SAOperationalError("INSERT", {}, psycopg.OperationalError("syntax"))
+    assert not database_unavailable(unrelated)

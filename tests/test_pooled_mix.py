@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +23,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from api_plugin.store import Store
+from tests.servers import start_server
 from tests.test_faults import assert_whole_runs, distinct_date, seeded
 
 pytestmark = pytest.mark.postgres
@@ -39,26 +36,10 @@ KINDS = ("trigger", "runs", "run_state", "pools", "pool", "latest_runs", "paused
 
 def serve(url: str, folder: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, Path]:
     """``api-plugin serve`` on ``url`` with ``folder`` as its home, answering before this
-    returns: the process, its port and its log file."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    log = folder / f"serve-{port}.log"
-    env = {**os.environ, "API_PLUGIN_CONFIG": str(folder / "api_plugin.cfg"),
-           "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url}
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api_plugin.cli", "serve", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers)], env=env, stdout=sink, stderr=subprocess.STDOUT)
-    for _ in range(300):  # polls, each at least 0.1 s apart
-        assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc, port, log
-        except OSError:
-            time.sleep(0.1)
-    stop(proc)
-    raise AssertionError(f"api-plugin serve did not listen on {port}")
+    returns (``tests/servers.py``), its output kept: the process, its port and its log."""
+    log = folder / "serve.log"
+    server = start_server(folder, url, workers=workers, log=log)
+    return server.proc, server.port, log
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

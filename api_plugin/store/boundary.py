@@ -63,12 +63,30 @@ def database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     driver_error = getattr(exc, "orig", exc)
-    pgcode = str(getattr(driver_error, "pgcode", "") or "")
-    if pgcode.startswith(("08", "57P")):
+    if any(_lost_server(error) for error in _chain(driver_error)):
         return True
     text = str(driver_error).lower()
     return isinstance(exc, OperationalError | sqlite3.OperationalError) and any(
         hint in text for hint in UNAVAILABLE_HINTS)
+
+
+def _lost_server(error: BaseException) -> bool:
+    """A PostgreSQL error of class 08 (connection) or 57P (the server shutting down);
+    psycopg 3 names the code ``sqlstate``, psycopg2 ``pgcode``."""
+    code = str(getattr(error, "sqlstate", None) or getattr(error, "pgcode", None) or "")
+    return code.startswith(("08", "57P"))
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what it was raised from or during, a few links deep: psycopg 3
+    reports a server shutdown in the middle of a pipelined ``executemany`` as
+    "cannot exit pipeline mode while busy", the shutdown itself being its context."""
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and len(found) < 5:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
 
 
 def api_error_for(exc: BaseException, conflict: ApiError | None = None) -> ApiError:
