@@ -119,6 +119,7 @@ def test_a_write_names_what_a_violated_constraint_means(api: ApiHarness) -> None
         conn.execute(insert(pools).values(**row))
 
 
+@pytest.mark.postgres  # needs the psycopg driver installed (the postgres extra), no server
 def test_a_shutdown_behind_a_pipeline_error_is_an_outage() -> None:
     """psycopg 3 reports a server shut down in the middle of a pipelined executemany as
     "cannot exit pipeline mode while busy"; the shutdown (SQLSTATE 57P01) is its

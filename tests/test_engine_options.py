@@ -45,6 +45,7 @@ class Recorded(Exception):
     """Raised in place of connecting, once the connect arguments are seen."""
 
 
+@pytest.mark.postgres  # needs the psycopg driver installed (the postgres extra), no server
 def test_both_engines_open_connections_without_prepares() -> None:
     """What the driver would be called with, caught by SQLAlchemy's ``do_connect`` event
     before any connection is made: the write engine and the hot reads' engine alike."""
