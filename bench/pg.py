@@ -106,7 +106,7 @@ def airflow_made_database(venv: Path, work: Path) -> tuple[Any, str]:
     etl_nightly's 99 scheduled runs and one triggered run (with its task instances)."""
     from sqlalchemy import insert
 
-    from api_plugin.services import ApiService
+    from api_plugin import services
     from api_plugin.store import Store
     from bench.airflow_side import DAG_ID
 
@@ -123,7 +123,7 @@ def airflow_made_database(venv: Path, work: Path) -> tuple[Any, str]:
              begin + timedelta(hours=n), "state": "success", "run_type": "scheduled",
              "external_trigger": False, "start_date": begin + timedelta(hours=n),
              "clear_number": 0} for n in range(99)])
-    ApiService(store).trigger_dag(DAG_ID, execution_date=RUN_DATE)
+    services.trigger_dag(store, DAG_ID, execution_date=RUN_DATE)
     store.dispose()
     return home, home.database
 

@@ -28,9 +28,9 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api_plugin import services
 from api_plugin.cli.dagfiles import load_dags
 from api_plugin.cli.main import example_dags_dir
-from api_plugin.services import ApiService
 from api_plugin.store import Store
 
 RUN_DATE = "2025-01-01T00:00:00+00:00"
@@ -113,7 +113,7 @@ def seed_postgresql(dags: int, runs_per_dag: int, big_dag_runs: int | None = Non
         raw.close()
     store.dispose()
     store = Store.open(url)
-    ApiService(store).trigger_dag("example_etl", execution_date=RUN_DATE)
+    services.trigger_dag(store, "example_etl", execution_date=RUN_DATE)
     store.dispose()
     return url
 
