@@ -46,12 +46,13 @@ from bench.seed_pg import drop_database, seed_postgresql  # noqa: E402
 
 
 def pgbouncer_url(url: str) -> str:
-    """``url``'s database reached through the PgBouncer, with psycopg2 (psycopg 3's
-    server-side prepared statements and a transaction pooler are helper pgprod's)."""
+    """``url``'s database reached through the PgBouncer, with the driver ``url`` names
+    (psycopg 3 for ``postgresql://``: the plugin keeps its statements unprepared)."""
     bouncer = os.environ.get("API_PLUGIN_TEST_PGBOUNCER_URL")
     if not bouncer:
         raise SystemExit("API_PLUGIN_TEST_PGBOUNCER_URL is needed: see .ci/pgbouncer.sh")
-    base = bouncer.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+    driver = url.split("://", 1)[0]
+    base = driver + "://" + bouncer.split("://", 1)[1].rsplit("/", 1)[0]
     return base + "/" + url.rsplit("/", 1)[1]
 
 
@@ -150,7 +151,7 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
             airflow_env.stop(airflow)
         home.drop_databases()
     print(f"\n== PostgreSQL: plugin direct (psycopg 3) and through PgBouncer (transaction "
-          f"pooling, psycopg2) vs Airflow 2.10.5's webserver, one Airflow-made database "
+          f"pooling, psycopg 3) vs Airflow 2.10.5's webserver, one Airflow-made database "
           f"({DAG_ID}, 100 runs), 2 sync workers each, {args.connections} connections")
     print(f"{'endpoint':<15}{'direct r/s':>11}{'p50':>7}{'p99':>7}{'bouncer r/s':>12}"
           f"{'p50':>7}{'p99':>7}{'af2 r/s':>9}{'p50':>7}{'x af2':>7}{'xaf2 pgb':>9}{'non2xx':>8}")
