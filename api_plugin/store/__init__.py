@@ -32,12 +32,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, Text, cast, func, literal, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Insert, Select
 
 from api_plugin.errors import ApiError
@@ -48,6 +48,7 @@ from api_plugin.store.boundary import (
     DatabaseUnavailable,
 )
 from api_plugin.store.checkpoint import Checkpointer
+from api_plugin.store.driver import driver_cursor
 from api_plugin.store.engine import make_engine, make_read_engine
 from api_plugin.store.flavor import inspect_schema
 from api_plugin.store.locking import hold, writer_lock_for
@@ -287,38 +288,10 @@ class Store:
         Driver errors come out as SQLAlchemy's ``DBAPIError`` family, for the boundary
         around it to map.
         """
-        dbapi_error = self.engine.dialect.loaded_dbapi.Error
-        with self._write_section():
-            try:
-                raw = self.engine.raw_connection()
-            except dbapi_error as exc:
-                raise DBAPIError.instance(None, None, exc, dbapi_error,
-                                          connection_invalidated=True) from exc
-            cursor = None
-            try:
-                cursor = raw.cursor()
-                if self._writer_lock is not None:
-                    cursor.execute("BEGIN IMMEDIATE")
-                yield cursor
-                raw.commit()
-            except dbapi_error as exc:
-                dropped = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
-                if dropped:
-                    raw.invalidate(exc)
-                else:
-                    with suppress(dbapi_error):
-                        raw.rollback()
-                raise DBAPIError.instance(None, None, exc, dbapi_error,
-                                          connection_invalidated=dropped) from exc
-            except BaseException:
-                with suppress(dbapi_error):
-                    raw.rollback()
-                raise
-            finally:
-                if cursor is not None:
-                    with suppress(dbapi_error):
-                        cursor.close()
-                raw.close()
+        with self._write_section(), driver_cursor(self.engine, end="commit") as cursor:
+            if self._writer_lock is not None:
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
 
     def dag_spec_by_hash(self, dag_id: str, dag_hash: str | None) -> DagSpec | None:
         """``dag_spec`` that opens a connection only when the cache cannot answer."""

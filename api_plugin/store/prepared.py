@@ -15,7 +15,6 @@ module-level function of the store's ``Tables``, which is what names the query.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections import namedtuple
 from collections.abc import Callable, Generator, Mapping
@@ -26,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert, Select
 
 from api_plugin.store.boundary import BOUNDARY
+from api_plugin.store.driver import driver_cursor
 
 Processor = Callable[[Any], Any] | None
 
@@ -115,17 +115,10 @@ class Prepared:
         the pool when the generator ends or is closed. Driver errors come out as
         SQLAlchemy's ``DBAPIError`` family, as from ``all()``.
         """
-        dbapi_error = engine.dialect.loaded_dbapi.Error
-        try:
-            raw = engine.raw_connection()
-        except dbapi_error as exc:
-            raise DBAPIError.instance(None, None, exc, dbapi_error,
-                                      connection_invalidated=True) from exc
-        cursor, dropped = None, False
-        try:
-            server_side = engine.dialect.supports_server_side_cursors
-            cursor = raw.cursor(name=f"api_plugin_stream_{next(_STREAMS)}") if server_side \
-                else raw.cursor()
+        server_side = engine.dialect.supports_server_side_cursors
+        name = f"api_plugin_stream_{next(_STREAMS)}" if server_side else None
+        # Rolled back at the end: that ends the read transaction (and a server-side cursor).
+        with driver_cursor(engine, self.sql, values, name=name, end="rollback") as cursor:
             cursor.execute(self.sql, self._parameters(values))
             size = first or chunk
             while True:
@@ -138,46 +131,13 @@ class Prepared:
                 if len(rows) < size:
                     break
                 size = chunk
-        except dbapi_error as exc:
-            dropped = engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
-            if dropped:
-                raw.invalidate(exc)
-            raise DBAPIError.instance(self.sql, dict(values), exc, dbapi_error,
-                                      connection_invalidated=dropped) from exc
-        finally:
-            if cursor is not None:
-                with contextlib.suppress(dbapi_error):
-                    cursor.close()
-            if not dropped:
-                with contextlib.suppress(dbapi_error):
-                    raw.rollback()  # ends the read transaction (and a server-side cursor)
-            raw.close()
 
     def _fetch(self, values: Mapping[str, Any]) -> list[Any]:
-        dbapi_error = self.engine.dialect.loaded_dbapi.Error
-        try:
-            raw = self.engine.raw_connection()
-        except dbapi_error as exc:  # the pool hands the driver's own connect error through
-            raise DBAPIError.instance(None, None, exc, dbapi_error,
-                                      connection_invalidated=True) from exc
-        cursor = None
-        try:
-            cursor = raw.cursor()
+        with driver_cursor(self.engine, self.sql, values) as cursor:
             cursor.execute(self.sql, self._parameters(values))
             rows = list(cursor.fetchall())
             if self.result_processors is None:
                 self.result_processors = self._processors(cursor.description)
-        except dbapi_error as exc:
-            dropped = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
-            if dropped:
-                raw.invalidate(exc)
-            raise DBAPIError.instance(self.sql, dict(values), exc, dbapi_error,
-                                      connection_invalidated=dropped) from exc
-        finally:
-            if cursor is not None:
-                with contextlib.suppress(dbapi_error):
-                    cursor.close()
-            raw.close()
         return rows
 
     def first(self, **values: Any) -> Any:

@@ -1,0 +1,64 @@
+"""A pooled DBAPI connection and cursor, with the driver's errors as SQLAlchemy's.
+
+The store's fast paths (the prepared reads, a streamed run list, the trigger's write)
+run their statements on the DBAPI cursor directly. Each needs the same care around it:
+a connect error comes out as a ``DBAPIError`` flagged ``connection_invalidated``; a
+driver error as the matching ``DBAPIError``, and a connection the server dropped is
+invalidated (never handed back to the pool) and flagged; the cursor and the connection
+are closed whatever happens. ``driver_cursor`` is that care, written once. How the
+transaction ends is the caller's choice (``end``), since the three differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import Any, Literal
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+
+@contextmanager
+def driver_cursor(engine: Engine, statement: str | None = None,
+                  values: Mapping[str, Any] | None = None, *, name: str | None = None,
+                  end: Literal["commit", "rollback"] | None = None
+                  ) -> Iterator[Any]:
+    """A cursor on a connection from ``engine``'s pool, for the block; a server-side
+    cursor when ``name`` is given. ``statement`` and ``values`` only label errors.
+
+    ``end``: None leaves the transaction alone (an autocommit connection, or the pool's
+    reset on return); "commit" commits when the block ends well and rolls back when it
+    raises; "rollback" always rolls back, once the cursor is closed (a read transaction,
+    and with it a server-side cursor). A dropped connection is never rolled back.
+    """
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        raw = engine.raw_connection()
+    except dbapi_error as exc:  # the pool hands the driver's own connect error through
+        raise DBAPIError.instance(None, None, exc, dbapi_error,
+                                  connection_invalidated=True) from exc
+    cursor, dropped, failed = None, False, False
+    try:
+        cursor = raw.cursor() if name is None else raw.cursor(name=name)
+        yield cursor
+        if end == "commit":
+            raw.commit()
+    except dbapi_error as exc:
+        failed = True
+        dropped = engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+        if dropped:
+            raw.invalidate(exc)
+        raise DBAPIError.instance(statement, None if values is None else dict(values), exc,
+                                  dbapi_error, connection_invalidated=dropped) from exc
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if cursor is not None:
+            with suppress(dbapi_error):
+                cursor.close()
+        if not dropped and (end == "rollback" or (end == "commit" and failed)):
+            with suppress(dbapi_error):
+                raw.rollback()
+        raw.close()
