@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench.run import (  # noqa: E402
     RUN_DATE,
     RUN_PREFIXES,
+    WORKER_CLASS,
     Result,
     endpoints,
     free_port,
@@ -59,7 +60,7 @@ def pgbouncer_url(url: str) -> str:
 def plugin(url: str, env: dict[str, str], workers: int = 2) -> tuple[Any, int]:
     port = free_port()
     proc = start([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                  "--workers", str(workers), "--worker-class", "sync",
+                  "--workers", str(workers), "--worker-class", WORKER_CLASS,
                   "api_plugin.wsgi:application"],
                  {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url},
                  f"http://127.0.0.1:{port}/api/experimental/test")

@@ -32,6 +32,10 @@ sys.path.insert(0, str(HERE.parent))
 from bench.seed import seed_database  # noqa: E402
 
 WORKERS = 2
+#: The worker ``api-plugin serve`` runs (it keeps connections alive); BENCH_WORKER=sync
+#: measures gunicorn's plain sync worker instead.
+WORKER_CLASS = os.environ.get("BENCH_WORKER",
+                              "api_plugin.serving.buffered_worker.BufferedWorker")
 RUN_DATE = "2025-01-01T00:00:00+00:00"
 #: Each server measured on one database triggers with its own prefix and dates.
 RUN_PREFIXES = ["bench", "plugin", "airflow", "direct", "pgbouncer", "small", "big", "mix"]
@@ -71,7 +75,7 @@ def start(args: list[str], env: dict[str, str], probe: str, cwd: Path = HERE.par
 def gunicorn(target: str, port: int, env: dict[str, str],
              probe_path: str) -> subprocess.Popen[bytes]:
     return start([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                  "--workers", str(WORKERS), "--worker-class", "sync", target],
+                  "--workers", str(WORKERS), "--worker-class", WORKER_CLASS, target],
                  env, f"http://127.0.0.1:{port}{probe_path}")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.run import WORKERS, Result, endpoints, free_port, start, wrk  # noqa: E402
+from bench.run import WORKER_CLASS, WORKERS, Result, endpoints, free_port, start, wrk  # noqa: E402
 from bench.seed import seed_database  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def serve(python: str, url: str, env: dict[str, str], cwd: Path) -> tuple[object
     """A gunicorn of ``python``'s installed plugin on ``url``; its process and base URL."""
     port = free_port()
     proc = start([python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                  "--workers", str(WORKERS), "--worker-class", "sync",
+                  "--workers", str(WORKERS), "--worker-class", WORKER_CLASS,
                   "api_plugin.wsgi:application"],
                  {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url},
                  f"http://127.0.0.1:{port}/api/experimental/test", cwd=cwd)

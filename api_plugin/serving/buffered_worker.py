@@ -10,6 +10,13 @@ body) within ``[webserver] request_read_timeout`` seconds (default 10) or is dro
 and only a complete request reaches gunicorn's parser and the WSGI app, replayed from
 memory. A slow client then costs a socket and a buffer, never a worker.
 
+Connections are kept alive between requests (HTTP/1.1, gunicorn's ``--keep-alive``
+seconds of idleness, 2 by default; 0 turns it off): an idle connection waits in the
+selector like any other, so it holds no worker either, and a client that polls (a
+``requests.Session``, a CI script) skips a TCP handshake and teardown per request, which
+on loopback is most of what serving a small answer costs. A request whose end is not
+certain (see ``request_buffer``) is its connection's last.
+
 It is what ``api-plugin serve`` runs; standalone gunicorn takes it with
 ``-k api_plugin.serving.buffered_worker.BufferedWorker``. In production, put a buffering
 reverse proxy in front anyway (see the README): this worker is the second line.
@@ -24,9 +31,11 @@ import selectors
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from gunicorn import util
+from gunicorn import http, util
+from gunicorn.http import wsgi
 
 from api_plugin.serving.gunicorn_worker import JsonErrorWorker, write_json_error
 from api_plugin.serving.request_buffer import request_progress, without_expect
@@ -37,6 +46,9 @@ DEFAULT_READ_TIMEOUT = DEFAULT_CONFIG.request_read_timeout
 #: (the app answers 413 and drains what it can).
 MAX_BUFFERED = 17 * 1024 * 1024
 READ_SIZE = 65536
+#: Rounds a worker with requests to serve leaves a new connection to an idle worker
+#: before it takes the connection itself.
+MAX_DEFERRED_ACCEPTS = 8
 
 
 @dataclass
@@ -48,20 +60,27 @@ class _Pending:
     deadline: float
     data: bytearray = field(default_factory=bytearray)
     continued: bool = False
+    #: Kept alive after an answer: its idle time counts from then, not its request's.
+    kept: bool = False
 
 
 class _Replay:
     """The client's socket, with the already-read request served first to the parser;
-    everything else (sending the answer, closing) goes to the real socket."""
+    everything else (sending the answer, closing) goes to the real socket. A request
+    whose end is known (``whole``) is all the parser may read: the bytes after it belong
+    to the next request, so the socket is never read through."""
 
-    def __init__(self, sock: socket.socket, data: bytes) -> None:
+    def __init__(self, sock: socket.socket, data: bytes, whole: bool = False) -> None:
         self._sock = sock
         self._data = data
+        self._whole = whole
 
     def recv(self, size: int, *flags: int) -> bytes:
         if self._data:
             chunk, self._data = self._data[:size], self._data[size:]
             return chunk
+        if self._whole:
+            return b""
         return self._sock.recv(size, *flags)
 
     def __getattr__(self, name: str) -> Any:
@@ -88,16 +107,28 @@ class BufferedWorker(JsonErrorWorker):
             selector.register(listener, selectors.EVENT_READ, None)
         selector.register(self.PIPE[0], selectors.EVENT_READ, "pipe")
         pending: dict[socket.socket, _Pending] = {}
+        self._ready: list[socket.socket] = []
+        deferred = 0
         try:
             while self.alive:
                 self.notify()
                 if self.ppid != os.getppid():
                     self.log.info("Parent changed, shutting down: %s", self)
                     return
-                for key, _ in selector.select(self._wait(pending)):
+                ready, self._ready = self._ready, []
+                for client in ready:  # pipelined requests in hand: one each per round
+                    if client in pending and self.alive:
+                        self._advance(client, selector, pending, ended=False)
+                events = selector.select(self._wait(pending))
+                busy = any(key.data == "client" for key, _ in events)
+                for key, _ in events:
                     if key.data == "pipe":
                         os.read(self.PIPE[0], 1)
                     elif key.data is None:
+                        if busy and deferred < MAX_DEFERRED_ACCEPTS:
+                            deferred += 1  # an idle worker takes it; else a later round
+                            continue
+                        deferred = 0
                         self._accept(key.fileobj, selector, pending)  # type: ignore[arg-type]
                     else:
                         self._read(key.fileobj, selector, pending)  # type: ignore[arg-type]
@@ -108,7 +139,10 @@ class BufferedWorker(JsonErrorWorker):
             selector.close()
 
     def _wait(self, pending: dict[socket.socket, _Pending]) -> float:
-        """Until the next deadline, at most a second (the heartbeat's pace)."""
+        """Until the next deadline, at most a second (the heartbeat's pace); not at all
+        while pipelined requests wait."""
+        if self._ready:
+            return 0.0
         if not pending:
             return 1.0
         soonest = min(p.deadline for p in pending.values())
@@ -116,22 +150,23 @@ class BufferedWorker(JsonErrorWorker):
 
     def _accept(self, listener: socket.socket, selector: selectors.BaseSelector,
                 pending: dict[socket.socket, _Pending]) -> None:
-        while True:
-            try:
-                client, address = listener.accept()
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
-                    return
-                raise
-            client.setblocking(False)
-            util.close_on_exec(client)
-            if len(pending) >= max(1, self.cfg.worker_connections):
-                # Full: the connection that has had the longest goes first.
-                oldest = min(pending, key=lambda s: pending[s].deadline)
-                self._forget(oldest, selector, pending)
-                util.close(oldest)
-            pending[client] = _Pending(listener, address, time.monotonic() + self.read_timeout)
-            selector.register(client, selectors.EVENT_READ, "client")
+        """Take one new connection: one at a time, so that the workers share the
+        connections that arrive together (each keeps its own for as long as it lives)."""
+        try:
+            client, address = listener.accept()
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
+                return
+            raise
+        client.setblocking(False)
+        util.close_on_exec(client)
+        if len(pending) >= max(1, self.cfg.worker_connections):
+            # Full: the connection that has had the longest goes first.
+            oldest = min(pending, key=lambda s: pending[s].deadline)
+            self._forget(oldest, selector, pending)
+            util.close(oldest)
+        pending[client] = _Pending(listener, address, time.monotonic() + self.read_timeout)
+        selector.register(client, selectors.EVENT_READ, "client")
 
     def _read(self, client: socket.socket, selector: selectors.BaseSelector,
               pending: dict[socket.socket, _Pending]) -> None:
@@ -142,24 +177,111 @@ class BufferedWorker(JsonErrorWorker):
             return
         except OSError:
             chunk, state.data = b"", bytearray()
+        if chunk and state.kept and not state.data:  # a kept connection's next request
+            state.deadline = time.monotonic() + self.read_timeout
         state.data += chunk
+        self._advance(client, selector, pending, ended=not chunk)
+
+    def _advance(self, client: socket.socket, selector: selectors.BaseSelector,
+                 pending: dict[socket.socket, _Pending], ended: bool) -> None:
+        """Serve ``client``'s request once it is whole (or can never be)."""
+        state = pending[client]
         progress = request_progress(state.data, self.max_header_bytes)
         if progress.expects_continue and not state.continued:
             state.continued = True
             state.data[:] = without_expect(bytes(state.data), progress.header_length)
             _send_quietly(client, b"HTTP/1.1 100 Continue\r\n\r\n")
-        if progress.complete or len(state.data) > MAX_BUFFERED or (not chunk and state.data):
+        if progress.complete or len(state.data) > MAX_BUFFERED or (ended and state.data):
             # Whole, too big to hold, or cut short: gunicorn's parser takes it from here.
             self._forget(client, selector, pending)
-            self._serve(client, state)
-        elif not chunk:
+            end = progress.end if progress.complete and not ended else None
+            self._serve(client, state, end, selector, pending)
+        elif ended:
             self._forget(client, selector, pending)
             util.close(client)
 
-    def _serve(self, client: socket.socket, state: _Pending) -> None:
+    def _serve(self, client: socket.socket, state: _Pending, end: int | None,
+               selector: selectors.BaseSelector,
+               pending: dict[socket.socket, _Pending]) -> None:
+        """Answer the request in ``state``; keep the connection for the next one when
+        the request's end is known and the answer allows it."""
         client.setblocking(True)
         client.settimeout(self.read_timeout)  # bounds writing the answer, and any rest
-        self.handle(state.listener, _Replay(client, bytes(state.data)), state.address)
+        if end is None:
+            self.handle(state.listener, _Replay(client, bytes(state.data)), state.address)
+            return
+        request, rest = bytes(state.data[:end]), bytearray(state.data[end:])
+        if not self._answer(state.listener, _Replay(client, request, whole=True),
+                            state.address):
+            return
+        client.setblocking(False)
+        pending[client] = _Pending(
+            state.listener, state.address,
+            time.monotonic() + (self.read_timeout if rest else self.cfg.keepalive),
+            rest, kept=True)
+        selector.register(client, selectors.EVENT_READ, "client")
+        if rest:  # pipelined: the next request may be whole already
+            self._ready.append(client)
+
+    def _answer(self, listener: socket.socket, client: Any, addr: Any) -> bool:
+        """The sync worker's ``handle`` for one request, leaving the connection open
+        when the answer may keep it alive; True when it is kept."""
+        req = None
+        try:
+            parser = http.get_parser(self.cfg, client, addr)
+            req = next(parser)
+            if self._respond(listener, req, client, addr):
+                return True
+        except http.errors.NoMoreData as exc:
+            self.log.debug("Ignored premature client disconnection. %s", exc)
+        except StopIteration as exc:
+            self.log.debug("Closing connection. %s", exc)
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.exception("Socket error processing request.")
+        except BaseException as exc:
+            self.handle_error(req, client, addr, exc)
+        util.close_graceful(client)
+        return False
+
+    def _respond(self, listener: socket.socket, req: Any, client: Any, addr: Any) -> bool:
+        """Run the app for ``req`` and send its answer; whether the connection stays."""
+        environ: dict[str, Any] = {}
+        resp = None
+        try:
+            self.cfg.pre_request(self, req)
+            started = datetime.now()
+            resp, environ = wsgi.create(req, client, addr, listener.getsockname(), self.cfg)
+            self.nr += 1
+            if self.nr >= self.max_requests:
+                self.log.info("Autorestarting worker after current request.")
+                self.alive = False
+            if not self.alive or self.cfg.keepalive <= 0:
+                resp.force_close()
+            answer = self.wsgi(environ, resp.start_response)
+            try:
+                if isinstance(answer, environ["wsgi.file_wrapper"]):
+                    resp.write_file(answer)
+                else:
+                    for item in answer:
+                        resp.write(item)
+                resp.close()
+            finally:
+                self.log.access(resp, req, environ, datetime.now() - started)
+                if hasattr(answer, "close"):
+                    answer.close()
+            return not resp.should_close()
+        except (Exception, SystemExit):
+            if resp is not None and resp.headers_sent:
+                # An answer cut off half way: a second status line would corrupt it.
+                self.log.exception("Error handling request")
+                raise StopIteration() from None
+            raise
+        finally:
+            try:
+                self.cfg.post_request(self, req, environ, resp)
+            except Exception:
+                self.log.exception("Exception in post_request hook")
 
     def _drop_late(self, selector: selectors.BaseSelector,
                    pending: dict[socket.socket, _Pending]) -> None:
