@@ -57,8 +57,8 @@ class _GunicornApp(BaseApplication):  # type: ignore[misc]
 
 
 def gunicorn_options(config: Config, bind: str, workers: int) -> dict[str, Any]:
-    """gunicorn's settings for ``api-plugin serve``: JSON error pages, worker timeouts
-    logged as such, access log on stdout."""
+    """gunicorn's settings for ``api-plugin serve``: the buffering, keep-alive worker with
+    JSON error pages, worker timeouts logged as such, access log on stdout."""
     return {
         "bind": bind,
         "workers": workers,
@@ -67,6 +67,7 @@ def gunicorn_options(config: Config, bind: str, workers: int) -> dict[str, Any]:
         "accesslog": config.access_logfile,
         "access_log_format": '%(h)s %({REMOTE_USER}e)s "%(r)s" %(s)s %(b)s %(M)sms',
         "timeout": config.worker_timeout,
+        "keepalive": config.keep_alive,
         "proc_name": "api-plugin",
     }
 

@@ -42,7 +42,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "basic_realm": "api_plugin",
     },
     "webserver": {"bind": "127.0.0.1:8080", "workers": "2", "worker_timeout": "60",
-                  "access_logfile": "-", "request_read_timeout": "10"},
+                  "access_logfile": "-", "request_read_timeout": "10", "keep_alive": "2"},
     "cli": {"api_client": "json_client", "endpoint_url": "http://127.0.0.1:8080",
             "kerberos_service": "airflow", "timeout": "30"},
     "kerberos": {},
@@ -218,6 +218,12 @@ class Config:
     def request_read_timeout(self) -> float:
         """``[webserver] request_read_timeout``: seconds a client has to send a request."""
         return float(self.setting("webserver", "request_read_timeout"))
+
+    @property
+    def keep_alive(self) -> int:
+        """``[webserver] keep_alive``: whole seconds an idle connection waits for its
+        next request (0: every connection closes after one answer)."""
+        return max(0, int(self.setting("webserver", "keep_alive")))
 
     @property
     def access_logfile(self) -> str:

@@ -75,6 +75,10 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "request_read_timeout": "Seconds a client of ``api-plugin serve`` has to send its "
                                 "whole request (headers and body) before the connection "
                                 "is dropped; the worker is never held by a slow client.",
+        "keep_alive": "Seconds ``api-plugin serve`` keeps an idle HTTP/1.1 connection open "
+                      "for the client's next request (a client that polls then skips a "
+                      "TCP handshake per request); ``0`` closes every connection after "
+                      "its answer. An idle connection holds no worker.",
     },
     "cli": {
         "api_client": (
