@@ -10,12 +10,15 @@ the api-server does):
 
 - Airflow's ``airflow api-server --workers 2`` answering its v2 API (uvicorn);
 - the plugin hosted in that same api-server, at ``/api/experimental`` (a2wsgi);
-- the plugin standalone, ``api_plugin.wsgi`` under gunicorn with 2 sync workers, reading
-  Airflow's configuration (``[airflow] config = auto``).
+- the plugin standalone, ``api_plugin.wsgi`` under gunicorn with 2 workers (the worker
+  ``api-plugin serve`` runs), reading Airflow's configuration (``[airflow] config = auto``);
+- with ``--postgresql`` and a PgBouncer (``API_PLUGIN_TEST_PGBOUNCER_URL``), the same
+  standalone plugin reaching the database through it.
 
 The database's 100 runs (one with task instances) are triggered through the v2 API first.
 Equivalent operations: trigger a run, list runs (100), one run's state, one task
-instance, the pools. Prints requests/s, p50/p99 and the plugin's ratio to Airflow's.
+instance, the pools, one pool, one task, and the DAG (its paused flag). latest_runs and
+``/test`` have no v2 counterpart. Prints requests/s, p50/p99 and the plugin's ratio to Airflow's.
 Nothing here asserts timings.
 """
 
@@ -54,7 +57,13 @@ OPERATIONS = {
     "task instance": (f"/api/v2/dags/{DAG_ID}/dagRuns/{RUN_ID}/taskInstances/{TASK_ID}",
                       f"/api/experimental/dags/{DAG_ID}/dag_runs/{DATE}/tasks/{TASK_ID}"),
     "pools": ("/api/v2/pools", "/api/experimental/pools"),
+    "pool": ("/api/v2/pools/default_pool", "/api/experimental/pools/default_pool"),
+    "task": (f"/api/v2/dags/{DAG_ID}/tasks/{TASK_ID}",
+             f"/api/experimental/dags/{DAG_ID}/tasks/{TASK_ID}"),
+    "paused": (f"/api/v2/dags/{DAG_ID}", f"/api/experimental/dags/{DAG_ID}/paused"),
 }
+#: Servers in the order they are measured (each has its own dates for its triggers).
+SIDES = ["v2", "hosted", "standalone", "pgbouncer"]
 
 
 def seed(port: int, bearer: str, runs: int = 100) -> None:
@@ -89,7 +98,7 @@ def check(base: str, side: int, bearer: str, prefix: str) -> None:
     for name, paths in OPERATIONS.items():
         body = None
         if name == "trigger":
-            day = 10 + ["v2", "hosted", "standalone"].index(prefix)
+            day = 10 + SIDES.index(prefix)
             when, run_id = f"2024-12-{day}T00:00:00+00:00", f"check_{prefix}"
             body = json.dumps({"logical_date": when, "dag_run_id": run_id} if side == 0
                               else {"execution_date": when, "run_id": run_id}).encode()
@@ -113,8 +122,7 @@ def measure(base: str, side: int, bearer: str, seconds: int, connections: int,
     for name, paths in OPERATIONS.items():
         script = str(HERE / "trigger.lua") if name == "trigger" else None
         env = {"BENCH_RUN_PREFIX": prefix, "BENCH_API": "v2" if side == 0 else "experimental",
-               "BENCH_DATE_OFFSET": str(100_000_000 * ["v2", "hosted", "standalone"]
-                                        .index(prefix))}
+               "BENCH_DATE_OFFSET": str(100_000_000 * SIDES.index(prefix))}
         results[name] = wrk(base + paths[side], seconds, connections, script, env, headers)
     return results
 
@@ -124,13 +132,13 @@ def report(connections: int, results: dict[str, dict[str, Result]], backend: str
     print(f"\n== Airflow 3.3.2: its v2 API vs the plugin, one Airflow-made {backend} database "
           f"({DAG_ID}, 100 runs), {WORKERS} workers each, {connections} connections, "
           f"one bearer token")
+    plugins = [side for side in SIDES[1:] if side in results]
     print(f"{'operation':<15}{'v2 r/s':>9}{'v2 p99':>9}"
-          f"{'hosted r/s':>12}{'p99':>8}{'x v2':>7}{'standalone':>12}{'p99':>8}{'x v2':>7}")
+          + "".join(f"{side + ' r/s':>16}{'p99':>8}{'x v2':>7}" for side in plugins))
     for name, theirs in airflow.items():
-        hosted, alone = results["hosted"][name], results["standalone"][name]
-        print(f"{name:<15}{theirs.rps:>9.1f}{theirs.p99_ms:>9.2f}"
-              f"{hosted.rps:>12.0f}{hosted.p99_ms:>8.2f}{hosted.rps / theirs.rps:>7.1f}"
-              f"{alone.rps:>12.0f}{alone.p99_ms:>8.2f}{alone.rps / theirs.rps:>7.1f}")
+        print(f"{name:<15}{theirs.rps:>9.1f}{theirs.p99_ms:>9.2f}" + "".join(
+            f"{results[side][name].rps:>16.0f}{results[side][name].p99_ms:>8.2f}"
+            f"{results[side][name].rps / theirs.rps:>7.1f}" for side in plugins))
     bad = {side: sum(r.non_2xx for r in res.values()) for side, res in results.items()}
     print(f"non-2xx answers: {bad}")
 
@@ -178,6 +186,19 @@ def main() -> int:
         finally:
             standalone.terminate()
             standalone.wait()
+        if args.postgresql and os.environ.get("API_PLUGIN_TEST_PGBOUNCER_URL"):
+            from bench.pg import pgbouncer_url
+
+            port = free_port()
+            bounced = gunicorn("api_plugin.wsgi:application", port, {
+                **env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": pgbouncer_url(home.database)},
+                "/api/experimental/openapi.json")
+            try:
+                results["pgbouncer"] = measure(f"http://127.0.0.1:{port}", 1, bearer,
+                                               args.seconds, args.connections, "pgbouncer")
+            finally:
+                bounced.terminate()
+                bounced.wait()
         report(args.connections, results, backend)
     finally:
         home.drop_databases()

@@ -51,7 +51,7 @@ def throttle_path(config: Config) -> Path | None:
     keeps them per process."""
     from api_plugin.auth.throttle import default_path
 
-    configured = (config.get("api", "auth_throttle_path") or "").strip()
+    configured = config.setting("api", "auth_throttle_path").strip()
     if configured == ":memory:":
         return None
     return Path(configured).expanduser() if configured else default_path()

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "auth_account_failures_per_minute": "60",
         "auth_host_failures_per_minute": "120",
         "basic_realm": "api_plugin",
+        "auth_throttle_path": "",
     },
     "webserver": {"bind": "127.0.0.1:8080", "workers": "2", "worker_timeout": "60",
                   "access_logfile": "-", "request_read_timeout": "10", "keep_alive": "2"},

@@ -67,6 +67,11 @@ if TYPE_CHECKING:  # flavors build on the store's modules: imported when a store
 
 log = logging.getLogger(__name__)
 
+#: Parsed DAG definitions a process keeps (per store): a bound, so that reading every
+#: DAG of a large installation does not grow a worker without end. Beyond it the one kept
+#: longest is dropped and parsed again when next asked for.
+MAX_PARSED_DAGS = 1000
+
 __all__ = ["AIRFLOW1", "AIRFLOW2", "AIRFLOW3", "DagSpec", "DatabaseFailure",
            "DatabaseUnavailable", "QueryBuilder", "Store", "UninitializedDatabase"]
 
@@ -327,6 +332,9 @@ class Store:
             log.warning("serialized DAG %s is unreadable: %s", dag_id, exc)
             return None
         with self._dags_lock:
+            self._dags.pop(dag_id, None)
+            while len(self._dags) >= MAX_PARSED_DAGS:  # the longest kept goes first
+                self._dags.pop(next(iter(self._dags)))
             self._dags[dag_id] = spec
         return spec
 

@@ -58,6 +58,12 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
             "are not refused by it. ``0`` turns the limit off."
         ),
         "basic_realm": "The realm named in the ``WWW-Authenticate: Basic`` challenge.",
+        "auth_throttle_path": (
+            "The SQLite file in which a host's workers share their login-failure budgets. "
+            "Empty (the default): ``auth-throttle.sqlite3`` in a folder of the user's own "
+            "under the system's temporary directory; ``:memory:`` keeps the budgets per "
+            "worker process."
+        ),
     },
     "webserver": {
         "bind": (
