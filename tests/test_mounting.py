@@ -185,3 +185,51 @@ def test_gunicorn_workers_share_one_database(gunicorn_server: str) -> None:
         status, runs = request(gunicorn_server + "/dags/example_etl/dag_runs")
         assert [r["run_id"] for r in runs] == created
     assert request(gunicorn_server.rsplit("/api/", 1)[0] + "/x")[0] == 404
+
+
+def test_hosts_start_while_the_database_is_unreachable_and_heal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mount()``, the entry-point mount and the Paste app and filters do not fail their
+    host's start when the database cannot be reached (a gunicorn worker that failed to
+    boot would stop the whole server): the API answers 503 until the database is there,
+    then serves, with nothing restarted."""
+    from api_plugin.serving import paste
+    from api_plugin.store import Store
+
+    database = tmp_path / "airflow.db"
+    database.write_bytes(b"not a database yet " * 256)  # what the driver cannot open
+    url = f"sqlite:///{database}"
+    monkeypatch.setenv("API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN", url)
+    monkeypatch.setattr(paste, "_stores", {})
+    config = Config.load(tmp_path / "none.cfg", environ={}, database__sql_alchemy_conn=url)
+    settings = {"database__sql_alchemy_conn": url}
+    stacks = {
+        "mount": mount(flask_host().wsgi_app, config),
+        "entry points": mount_entry_points(flask_host().wsgi_app),
+        "paste": paste.mount_composite_factory(
+            _PasteLoader(paste.password_filter_factory(paste.app_factory({}, **settings), {},
+                                                       **settings)), {}, api="api"),
+    }
+    clients = {name: webtest.TestApp(stack, extra_environ=LOOPBACK)
+               for name, stack in stacks.items()}
+    for name, client in clients.items():
+        down = client.get("/api/experimental/pools", status=503, expect_errors=True)
+        assert down.json == {"error": "The API is not available: see the server's log"}, name
+        assert down.headers["Retry-After"] == "1"
+    database.unlink()
+    Store.open(url, create=True).dispose()  # `api-plugin db init`: tables and default_pool
+    assert clients["mount"].get("/api/experimental/pools").json[0]["pool"] == "default_pool"
+    assert clients["entry points"].get("/api/experimental/test").json == {"status": "OK"}
+    clients["paste"].get("/api/experimental/pools", status=401)  # the password filter built
+    assert clients["mount"].get("/hello/x").json == {"hello": "x"}  # the host all along
+
+
+class _PasteLoader:
+    """What PasteDeploy hands a composite: ``get_app`` by name."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    def get_app(self, name: str, global_conf: dict[str, Any]) -> Any:
+        assert name == "api"
+        return self.api

@@ -17,6 +17,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from api_plugin.auth.base import Environ, StartResponse, WSGIApp
 from api_plugin.auth.loader import wrap_with_auth
 from api_plugin.errors import NotFound
+from api_plugin.serving.per_process import built_now_or_later
 from api_plugin.settings.config import DEFAULT_PREFIX, Config
 from api_plugin.store import Store
 from api_plugin.web.app import ApiApp, wsgi_text
@@ -58,10 +59,12 @@ def mount(host: WSGIApp, config: Config | None = None, *, prefix: str | None = N
         flask_app.wsgi_app = api_plugin.serving.mount.mount(flask_app.wsgi_app)
 
     The API (behind its configured auth stack) answers under ``prefix`` (default the
-    configured ``[api] prefix``); every other path goes to ``host`` untouched.
+    configured ``[api] prefix``); every other path goes to ``host`` untouched. A database
+    that cannot be reached now does not stop the host: the API answers 503 and is built
+    on a later request (``built_now_or_later``).
     """
     cfg = load_config(config, **overrides)
-    return mount_into(host, build_api(cfg), prefix or cfg.prefix)
+    return mount_into(host, built_now_or_later(lambda: build_api(cfg)), prefix or cfg.prefix)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class MountSpec:
 
 
 def _build_from_environment() -> WSGIApp:
-    return build_api(Config.load())
+    config = Config.load()
+    return built_now_or_later(lambda: build_api(config))
 
 
 #: The object this package registers under the ``wsgi_mounts`` entry-point group.

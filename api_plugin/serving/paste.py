@@ -10,7 +10,10 @@ An ini file can then build any stack by name (see ``examples/paste.ini``)::
     pipeline = egg:api_plugin#password egg:api_plugin#app
 
 Settings come from the ini's ``[DEFAULT]``/local options as ``section__key`` names
-(e.g. ``database__sql_alchemy_conn``) on top of the normal configuration.
+(e.g. ``database__sql_alchemy_conn``) on top of the normal configuration. The app and the
+filters that need the database are built as the worker loads them, or, when the database
+cannot be reached then, on a later request (``built_now_or_later``): a worker booting
+during an outage answers 503 instead of failing, which would stop gunicorn.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from api_plugin.auth.base import AuthMiddleware, WSGIApp
 from api_plugin.auth.loader import build_backends
 from api_plugin.serving.mount import json_not_found, mount_into
+from api_plugin.serving.per_process import built_now_or_later
 from api_plugin.settings.config import DEFAULT_PREFIX, Config
 from api_plugin.store import Store
 from api_plugin.web.app import ApiApp
@@ -43,14 +47,15 @@ def _store(config: Config) -> Store:
 def app_factory(global_conf: dict[str, Any], **local_conf: Any) -> WSGIApp:
     """``egg:api_plugin#app``: the API without auth, paths relative to its mount point."""
     config = _config(global_conf, local_conf)
-    return ApiApp.from_config(config, _store(config))
+    return built_now_or_later(lambda: ApiApp.from_config(config, _store(config)))
 
 
 def _filter(backend: str) -> Any:
     def factory(app: WSGIApp, global_conf: dict[str, Any], **local_conf: Any) -> WSGIApp:
         config = _config(global_conf, local_conf)
         chosen = config.with_overrides(api__auth_backends=backend) if backend else config
-        return AuthMiddleware(app, build_backends(chosen, store=_store(config)))
+        return built_now_or_later(
+            lambda: AuthMiddleware(app, build_backends(chosen, store=_store(config))))
 
     factory.__doc__ = f"``egg:api_plugin#{backend or 'auth'}``: an auth filter."
     return factory
