@@ -44,9 +44,9 @@ class Airflow1(Flavor):
     def build_tables(self, present: Mapping[str, Collection[str]] | None = None) -> Tables:
         return build_tables(AIRFLOW1, present)
 
-    def run_url(self, dag_id: str, run_date: datetime | None, run_id: str, base: str) -> str:
+    def run_link(self, dag_id: str, run_id: str, utc_iso: str | None, base: str) -> str:
         return (f"{base}/admin/airflow/graph?dag_id={quoted(dag_id)}"
-                f"&execution_date={form_date(run_date)}")
+                f"&execution_date={form_date(utc_iso)}")
 
     def created_message(self, request: TriggerInput, row: Mapping[str, Any]) -> str:
         when = request.when

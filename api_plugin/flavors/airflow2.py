@@ -35,8 +35,8 @@ class Airflow2(Flavor):
     def build_tables(self, present: Mapping[str, Collection[str]] | None = None) -> Tables:
         return build_tables(AIRFLOW2, present)
 
-    def run_url(self, dag_id: str, run_date: datetime | None, run_id: str, base: str) -> str:
-        return f"{base}/dags/{quoted(dag_id)}/graph?execution_date={form_date(run_date)}"
+    def run_link(self, dag_id: str, run_id: str, utc_iso: str | None, base: str) -> str:
+        return f"{base}/dags/{quoted(dag_id)}/graph?execution_date={form_date(utc_iso)}"
 
     def created_message(self, request: TriggerInput, row: Mapping[str, Any]) -> str:
         return "Created " + self.run_text({

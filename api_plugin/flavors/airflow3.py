@@ -62,7 +62,7 @@ class Airflow3(Airflow2):
     def build_tables(self, present: Mapping[str, Collection[str]] | None = None) -> Tables:
         return build_airflow3_tables(present)
 
-    def run_url(self, dag_id: str, run_date: datetime | None, run_id: str, base: str) -> str:
+    def run_link(self, dag_id: str, run_id: str, utc_iso: str | None, base: str) -> str:
         return f"{base}/dags/{quoted(dag_id)}/runs/{quoted(run_id)}"
 
     def check_triggerable(self, dag: Mapping[str, Any]) -> None:

@@ -94,9 +94,15 @@ class Flavor(ABC):
         """A date inside an error text, as the flavor's webserver writes it there."""
         return when.isoformat() if self.iso_dates_in_errors else str(when)
 
-    @abstractmethod
     def run_url(self, dag_id: str, run_date: datetime | None, run_id: str, base: str) -> str:
         """The Airflow UI's link to a run."""
+        utc_iso = None if run_date is None else to_utc(run_date).isoformat()
+        return self.run_link(dag_id, run_id, utc_iso, base)
+
+    @abstractmethod
+    def run_link(self, dag_id: str, run_id: str, utc_iso: str | None, base: str) -> str:
+        """``run_url`` from the run's date already written in ISO 8601 in UTC (None: the
+        run has no date): a run list writes that string once for two fields."""
 
     @abstractmethod
     def created_message(self, request: TriggerInput, row: Mapping[str, Any]) -> str:
@@ -207,11 +213,12 @@ def priority_weight(spec: DagSpec, task_id: str) -> int:
     return own + sum(int(spec.tasks[t].get("priority_weight", 1) or 0) for t in related)
 
 
-def form_date(when: datetime | None) -> str:
-    """``quote_plus(str(to_utc(when)))`` for the few characters a datetime's str() has."""
-    if when is None:
+def form_date(utc_iso: str | None) -> str:
+    """``quote_plus(str(when))`` of a UTC date from its ISO 8601 form: ``str()`` differs
+    from ``isoformat()`` only by the space at the ``T``, which quote_plus writes ``+``."""
+    if utc_iso is None:
         return "None"
-    return str(to_utc(when)).replace("+", "%2B").replace(":", "%3A").replace(" ", "+")
+    return utc_iso.replace("+", "%2B").replace(":", "%3A").replace("T", "+")
 
 
 @lru_cache(maxsize=4096)
