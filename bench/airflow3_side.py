@@ -9,7 +9,7 @@ from Airflow's ``POST /auth/token`` (the plugin's ``airflow_jwt`` backend valida
 the api-server does):
 
 - Airflow's ``airflow api-server --workers 2`` answering its v2 API (uvicorn);
-- the plugin hosted in that same api-server, at ``/api/experimental`` (a2wsgi);
+- the plugin hosted in that same api-server, at ``/api/experimental`` (its ASGI bridge);
 - the plugin standalone, ``api_plugin.wsgi`` under gunicorn with 2 workers (the worker
   ``api-plugin serve`` runs), reading Airflow's configuration (``[airflow] config = auto``);
 - with ``--postgresql`` and a PgBouncer (``API_PLUGIN_TEST_PGBOUNCER_URL``), the same

@@ -2,8 +2,8 @@
 
 Registered under the ``airflow.plugins`` entry-point group, so ``pip install api_plugin``
 into an Airflow 3 environment is enough: ``airflow api-server`` imports this module and
-mounts ``fastapi_apps`` (the WSGI app bridged to ASGI by ``a2wsgi``, which Airflow 3
-ships) at the configured prefix, ``/api/experimental`` by default.
+mounts ``fastapi_apps`` (the WSGI app served to its ASGI server by ``asgi_bridge``, one
+thread hop a request) at the configured prefix, ``/api/experimental`` by default.
 
 Only Airflow imports this module; the rest of api_plugin never imports Airflow. Settings
 are Airflow's own (``api_plugin.settings.airflow``): its database, ``[api_auth]`` for the
@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from a2wsgi import WSGIMiddleware
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 
 from api_plugin.auth.base import WSGIApp
+from api_plugin.serving.asgi_bridge import WsgiOnAsgi
 from api_plugin.serving.per_process import PerProcessApp
 from api_plugin.settings.airflow import AirflowConf, hosted_config
 from api_plugin.settings.config import DEFAULT_PREFIX
@@ -36,8 +36,7 @@ def build_hosted_api() -> WSGIApp:
     return build_api(hosted_config(AirflowConf(conf)))
 
 
-#: Typed loosely: a2wsgi's own stubs want its ``Environ`` type, which is a plain dict.
-_hosted_app: Any = PerProcessApp(build_hosted_api)
+_hosted_app = PerProcessApp(build_hosted_api)
 
 
 class ExperimentalApiPlugin(AirflowPlugin):  # type: ignore[misc]
@@ -45,7 +44,7 @@ class ExperimentalApiPlugin(AirflowPlugin):  # type: ignore[misc]
 
     name = "api_plugin"
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [{
-        "app": WSGIMiddleware(_hosted_app),
+        "app": WsgiOnAsgi(_hosted_app),
         "url_prefix": CONFIG.prefix or DEFAULT_PREFIX,
         "name": "Airflow experimental API (api_plugin)",
     }]
