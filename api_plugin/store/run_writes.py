@@ -1,5 +1,6 @@
-"""The statements of a trigger's write: the run's INSERT, its task instances', the audit
-log row's, and the query that finds a run clashing with a new one.
+"""The statements of a trigger's write: the run's INSERT (which looks for a clashing run
+itself), its task instances' multi-row INSERT, the audit log row's, and the query that
+finds a run clashing with a new one.
 
 The rows themselves come from the flavor (``Flavor.run_row`` and friends); these are
 only the statements, each built from the store's tables and compiled once per set of
@@ -10,10 +11,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, column, func, insert, or_, select, table
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Insert,
+    bindparam,
+    column,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    table,
+)
 from sqlalchemy.sql import Select
 
 from api_plugin.store.tables import Tables
+
+#: The clash condition's parameters in the run INSERT (not columns of the row).
+CLASH_DAG_ID, CLASH_RUN_ID, CLASH_WHEN = "clash_dag_id", "clash_run_id", "clash_when"
+
+#: At most this many bound values in one statement: below SQLite's limit (32,766 since
+#: 3.32) and PostgreSQL's protocol limit (65,535); a larger DAG's task instances are
+#: written in several statements.
+MAX_PARAMETERS = 30_000
 
 
 def run_clash_query(t: Tables) -> Select[Any]:
@@ -27,20 +49,60 @@ def run_clash_query(t: Tables) -> Select[Any]:
     )
 
 
-def run_insert(t: Tables, has_log_template: bool) -> Insert:
-    """The dag_run INSERT; where the table has ``log_template_id`` and the database a
-    ``log_template`` table, it fills the newest template's id in the same statement."""
+def run_insert(t: Tables, has_log_template: bool, keys: tuple[str, ...]) -> Insert:
+    """The dag_run INSERT of a row with ``keys``, written only when the DAG has no run
+    with its ``run_id`` or at its date (``INSERT ... SELECT ... WHERE NOT EXISTS``: the
+    row count says which, in the same round trip).
+
+    Looking first, in the statement, is what keeps a server with sequences (PostgreSQL)
+    from spending a ``dag_run.id`` on a duplicate, so runs get the ids Airflow would
+    give them. Two such INSERTs racing for one date both find nothing; the unique
+    constraint then decides (the caller turns the loser's error into the clash).
+    Where the table has ``log_template_id`` and the database a ``log_template`` table,
+    the newest template's id is filled in by the same statement.
+    """
     dr = t.dag_run
-    if "log_template_id" in dr.c and has_log_template:
+    names = list(keys)
+    values: list[ColumnElement[Any]] = [_typed(dr, key) for key in keys]
+    if "log_template_id" in dr.c and has_log_template and "log_template_id" not in keys:
+        names.append("log_template_id")
         newest: Select[Any] = select(func.max(column("id"))).select_from(table("log_template"))
-        return insert(dr).values(log_template_id=newest.scalar_subquery())
-    return insert(dr)
+        values.append(newest.scalar_subquery())
+    clash: Select[Any] = select(literal_column("1")).select_from(dr).where(
+        dr.c.dag_id == _typed(dr, "dag_id", CLASH_DAG_ID),
+        or_(dr.c.run_id == _typed(dr, "run_id", CLASH_RUN_ID),
+            t.run_date == bindparam(CLASH_WHEN, type_=t.run_date.type)))
+    return insert(dr).from_select(names, select(*values).where(~exists(clash)))
 
 
-def task_instance_insert(t: Tables) -> Insert:
-    return insert(t.task_instance)
+def task_instances_insert(t: Tables, keys: tuple[str, ...], rows: int) -> Insert:
+    """One INSERT of ``rows`` task instances with ``keys`` (one parse, one round trip);
+    row ``i``'s value for ``key`` is the parameter ``f"{key}__{i}"`` (``flat_rows``)."""
+    ti = t.task_instance
+    return insert(ti).values([{key: _typed(ti, key, f"{key}__{i}") for key in keys}
+                              for i in range(rows)])
 
 
-def log_insert(t: Tables) -> Insert:
+def task_instance_batches(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``rows`` in as few statements as the parameter limit allows (one for any DAG
+    of fewer than about a thousand tasks)."""
+    if not rows:
+        return []
+    per_statement = max(1, MAX_PARAMETERS // max(1, len(rows[0])))
+    return [rows[at:at + per_statement] for at in range(0, len(rows), per_statement)]
+
+
+def flat_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of ``task_instances_insert`` for ``rows``."""
+    return {f"{key}__{i}": value for i, row in enumerate(rows) for key, value in row.items()}
+
+
+def log_insert(t: Tables, keys: tuple[str, ...]) -> Insert:
     assert t.log is not None, "only called for a flavor that writes an audit row"
     return insert(t.log)
+
+
+def _typed(tab: Any, key: str, name: str | None = None) -> BindParameter[Any]:
+    """A parameter for column ``key`` of ``tab``, of the column's type (its bind
+    processing, and on psycopg 3 a cast naming the type)."""
+    return bindparam(name or key, type_=tab.c[key].type)
