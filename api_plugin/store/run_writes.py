@@ -72,7 +72,8 @@ def run_insert(t: Tables, has_log_template: bool, keys: tuple[str, ...]) -> Inse
         dr.c.dag_id == _typed(dr, "dag_id", CLASH_DAG_ID),
         or_(dr.c.run_id == _typed(dr, "run_id", CLASH_RUN_ID),
             t.run_date == bindparam(CLASH_WHEN, type_=t.run_date.type)))
-    return insert(dr).from_select(names, select(*values).where(~exists(clash)))
+    return insert(dr).from_select(names, select(*values).where(~exists(clash)),
+                                  include_defaults=False)
 
 
 def task_instances_insert(t: Tables, keys: tuple[str, ...], rows: int) -> Insert:
