@@ -58,6 +58,7 @@ from api_plugin.store.run_writes import (
     CLASH_DAG_ID,
     CLASH_RUN_ID,
     CLASH_WHEN,
+    ColumnarInsert,
     flat_rows,
     log_insert,
     run_clash_query,
@@ -111,6 +112,7 @@ class Store:
         self._prepared_inserts: OrderedDict[tuple[str, tuple[str, ...], int],
                                             PreparedInsert] = OrderedDict()
         self._inserts_lock = threading.Lock()
+        self._columnar_inserts: dict[tuple[str, ...], ColumnarInsert] = {}
         #: Results kept while ``change_marker()`` is unchanged (see there).
         self.cache: dict[Any, tuple[int | str, Any]] = {}
         self._monitor: tuple[int, sqlite3.Connection] | None = None
@@ -283,8 +285,13 @@ class Store:
                    when: Any) -> bool:
         """One attempt at ``insert_run``'s transaction."""
         run = self._insert("run", tuple(run_row))
-        batches = [(self._insert("task_instances", tuple(rows[0]), len(rows)), rows)
-                   for rows in task_instance_batches(task_instance_rows)]
+        batches: list[tuple[Any, Any]]
+        if self.engine.dialect.name == "postgresql" and task_instance_rows:
+            batches = [(self._columnar(tuple(task_instance_rows[0])), task_instance_rows)]
+        else:
+            batches = [(self._insert("task_instances", tuple(rows[0]), len(rows)),
+                        flat_rows(rows))
+                       for rows in task_instance_batches(task_instance_rows)]
         audit = self._insert("log", tuple(audit_row)) if audit_row else None
         clash = {CLASH_DAG_ID: dag_id, CLASH_RUN_ID: run_id, CLASH_WHEN: when}
         try:
@@ -292,8 +299,8 @@ class Store:
                 run.execute(cursor, {**run_row, **clash})
                 if cursor.rowcount == 0:
                     raise _Clash  # rolls the transaction back: nothing written
-                for statement, rows in batches:
-                    statement.execute(cursor, flat_rows(rows))
+                for statement, values in batches:
+                    statement.execute(cursor, values)
                 if audit is not None and audit_row is not None:
                     audit.execute(cursor, audit_row)
         except _Clash:
@@ -318,6 +325,14 @@ class Store:
             self._prepared_inserts[key] = found
             while len(self._prepared_inserts) > MAX_PREPARED_INSERTS:
                 self._prepared_inserts.popitem(last=False)
+        return found
+
+    def _columnar(self, keys: tuple[str, ...]) -> ColumnarInsert:
+        """PostgreSQL's task instance INSERT for rows with these keys, built once."""
+        found = self._columnar_inserts.get(keys)
+        if found is None:
+            found = self._columnar_inserts[keys] = ColumnarInsert(
+                self.engine.dialect, self.tables, keys)
         return found
 
     @contextmanager

@@ -84,6 +84,48 @@ def task_instances_insert(t: Tables, keys: tuple[str, ...], rows: int) -> Insert
                               for i in range(rows)])
 
 
+class ColumnarInsert:
+    """The task instances' INSERT on PostgreSQL: one statement of one array parameter
+    per column, whatever the number of rows, ``INSERT INTO task_instance (a, b, ...)
+    SELECT * FROM unnest(CAST(%(a)s AS type[]), CAST(%(b)s AS type[]), ...)``.
+
+    One parse and one round trip like a multi-row VALUES, but its text and parameter
+    count stay the same for every DAG: compiled once, no parameter limit to split at,
+    and psycopg 3 converts the query once and keeps it (it parses a VALUES list of more
+    than 50 parameters afresh on every execution, which costs more than the round trips
+    saved). psycopg2 sends Python lists as ``ARRAY[...]``; the casts say the type either
+    way (a list of NULLs has none of its own). Values go through the column types' bind
+    processors first, as SQLAlchemy would send them.
+    """
+
+    def __init__(self, dialect: Any, t: Tables, keys: tuple[str, ...]) -> None:
+        ti = t.task_instance
+        quote = dialect.identifier_preparer.quote
+        columns = [ti.c[key] for key in keys]
+        arrays = ", ".join(
+            f"CAST(%({name})s AS {column.type.compile(dialect=dialect)}[])"
+            for name, column in zip(self._names(len(keys)), columns, strict=True))
+        self.sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(ti)} "
+                    f"({', '.join(quote(column.name) for column in columns)}) "
+                    f"SELECT * FROM unnest({arrays})")
+        self.keys = keys
+        self.processors = [column.type.dialect_impl(dialect).bind_processor(dialect)
+                           for column in columns]
+
+    @staticmethod
+    def _names(count: int) -> list[str]:
+        return [f"c{i}" for i in range(count)]
+
+    def execute(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        values: dict[str, list[Any]] = {}
+        for name, key, processor in zip(self._names(len(self.keys)), self.keys,
+                                        self.processors, strict=True):
+            column = [row[key] for row in rows]
+            values[name] = column if processor is None else [
+                None if value is None else processor(value) for value in column]
+        cursor.execute(self.sql, values)
+
+
 def task_instance_batches(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """``rows`` in as few statements as the parameter limit allows (one for any DAG
     of fewer than about a thousand tasks)."""
