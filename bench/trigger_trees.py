@@ -3,6 +3,7 @@
     git archive <commit> | tar -x -C /tmp/before      # the other tree, e.g. before a change
     python bench/trigger_trees.py --other /tmp/before [--url postgresql+psycopg://...]
                                   [--rounds 7] [--requests 300]
+    python bench/trigger_trees.py --other /tmp/before --served [--rounds 3] [--seconds 4]
 
 Each round starts one process per tree (``PYTHONPATH`` naming it), which opens the
 plugin's app on the same scratch database (example_etl, four tasks) and POSTs
@@ -10,6 +11,11 @@ plugin's app on the same scratch database (example_etl, four tasks) and POSTs
 a few to warm up; it prints µs per trigger. The trees alternate round by round, so both
 share the machine's drift, and the median of each is printed with the ratio. Nothing
 here asserts timings: the numbers are for people.
+
+``--served``: each tree served by gunicorn (2 workers, bench/run.py's worker class)
+directly and through PgBouncer (``API_PLUGIN_TEST_PGBOUNCER_URL``), all four up at once
+on one database, and wrk's trigger script at 4 connections on each in turn, round
+after round; prints r/s and p99 per server and round.
 """
 
 from __future__ import annotations
@@ -66,16 +72,61 @@ def one_round(tree: Path, url: str, first: int, requests: int) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def served(args: argparse.Namespace, url: str) -> None:
+    from bench.pg import pgbouncer_url, stop
+    from bench.run import RUN_PREFIXES, WORKER_CLASS, free_port, start, wrk
+
+    trees = {"this": HERE.parent, "other": args.other.resolve()}
+    procs, ports = [], {}
+    try:
+        for tree_name, tree in trees.items():
+            for way, target in (("direct", url), ("pgbouncer", pgbouncer_url(url))):
+                port = free_port()
+                env = {**os.environ, "PYTHONPATH": str(tree), "API_PLUGIN_CONFIG": os.devnull,
+                       "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": target}
+                procs.append(start([sys.executable, "-m", "gunicorn", "--bind",
+                                    f"127.0.0.1:{port}", "--workers", "2", "--worker-class",
+                                    WORKER_CLASS, "api_plugin.wsgi:application"], env,
+                                   f"http://127.0.0.1:{port}/api/experimental/test",
+                                   cwd=tree))
+                ports[f"{tree_name} {way}"] = port
+        print(f"trigger served by gunicorn (2 {WORKER_CLASS} workers), wrk "
+              f"{args.connections} connections x {args.seconds} s, on one database")
+        print(f"{'round':<7}{'server':<18}{'r/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'non2xx':>8}")
+        for number in range(args.rounds):
+            for index, (name, port) in enumerate(ports.items()):
+                env = {"BENCH_RUN_PREFIX": f"{RUN_PREFIXES[index]}{os.getpid()}r{number}",
+                       "BENCH_DATE_OFFSET": str(100_000_000 * index + 1_000_000 * number)}
+                result = wrk(f"http://127.0.0.1:{port}/api/experimental/dags/example_etl/"
+                             "dag_runs", args.seconds, args.connections,
+                             str(HERE / "trigger.lua"), env)
+                print(f"{number:<7}{name:<18}{result.rps:>8.0f}{result.p50_ms:>8.2f}"
+                      f"{result.p99_ms:>8.2f}{result.non_2xx:>8}", flush=True)
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--other", required=True, type=Path, help="the other source tree")
     parser.add_argument("--url", default=os.environ.get("API_PLUGIN_TEST_PG_URL"))
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--served", action="store_true")
+    parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=4)
     args = parser.parse_args()
     if not args.url:
         parser.error("--url or API_PLUGIN_TEST_PG_URL: a PostgreSQL server")
     url = scratch_database(args.url)
+    if args.served:
+        try:
+            seed(url, 10)
+            served(args, url)
+        finally:
+            drop_database(args.url, url)
+        return 0
     trees = {"this": HERE.parent, "other": args.other.resolve()}
     samples: dict[str, list[float]] = {name: [] for name in trees}
     try:
