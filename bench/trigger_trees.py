@@ -8,9 +8,10 @@
 Each round starts one process per tree (``PYTHONPATH`` naming it), which opens the
 plugin's app on the same scratch database (example_etl, four tasks) and POSTs
 ``--requests`` triggers through werkzeug's test client, each at a date of its own, after
-a few to warm up; it prints µs per trigger. The trees alternate round by round, so both
-share the machine's drift, and the median of each is printed with the ratio. Nothing
-here asserts timings: the numbers are for people.
+a few to warm up; it prints µs per trigger. The trees alternate round by round (which
+goes first swapping each round), so both share the machine's drift, and the median of
+each is printed with the ratio. Nothing here asserts timings: the numbers are for
+people.
 
 ``--served``: each tree served by gunicorn (2 workers, bench/run.py's worker class)
 directly and through PgBouncer (``API_PLUGIN_TEST_PGBOUNCER_URL``), all four up at once
@@ -132,8 +133,9 @@ def main() -> int:
     try:
         seed(url, 10)
         first = 0
-        for _ in range(args.rounds):
-            for name, tree in trees.items():
+        for number in range(args.rounds):
+            order = list(trees.items())
+            for name, tree in order if number % 2 == 0 else order[::-1]:
                 samples[name].append(one_round(tree, url, first, args.requests))
                 first += args.requests + WARM_UP
     finally:
