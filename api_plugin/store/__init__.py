@@ -31,14 +31,15 @@ import logging
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, Text, cast, func, literal, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Insert, Select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.sql import Select
 
 from api_plugin.errors import ApiError
 from api_plugin.store.boundary import (
@@ -48,16 +49,22 @@ from api_plugin.store.boundary import (
     DatabaseUnavailable,
 )
 from api_plugin.store.checkpoint import Checkpointer
-from api_plugin.store.driver import driver_cursor
+from api_plugin.store.driver import CommitSent, driver_transaction
 from api_plugin.store.engine import make_engine, make_read_engine
 from api_plugin.store.flavor import inspect_schema
 from api_plugin.store.locking import hold, writer_lock_for
 from api_plugin.store.prepared import Prepared, PreparedInsert
 from api_plugin.store.run_writes import (
+    CLASH_DAG_ID,
+    CLASH_RUN_ID,
+    CLASH_WHEN,
+    ColumnarInsert,
+    flat_rows,
     log_insert,
     run_clash_query,
     run_insert,
-    task_instance_insert,
+    task_instance_batches,
+    task_instances_insert,
 )
 from api_plugin.store.serialized import DagSpec, load_document, parse_dag
 from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, AIRFLOW3, Tables
@@ -77,7 +84,8 @@ __all__ = ["AIRFLOW1", "AIRFLOW2", "AIRFLOW3", "DagSpec", "DatabaseFailure",
 
 #: A prepared query's builder (and key): the store's tables to a SELECT.
 QueryBuilder = Callable[[Tables], Select[Any]]
-InsertBuilder = Callable[[Tables], Insert]
+#: The trigger's compiled INSERTs kept per store (one per DAG size seen, at most).
+MAX_PREPARED_INSERTS = 64
 
 
 def _snapshot_query(_tables: Tables) -> Select[Any]:
@@ -105,7 +113,11 @@ class Store:
         self.schema = schema
         self._dags: dict[str, DagSpec] = {}
         self._prepared: dict[QueryBuilder, Prepared] = {}
-        self._prepared_inserts: dict[tuple[InsertBuilder, tuple[str, ...]], PreparedInsert] = {}
+        #: The trigger's compiled INSERTs by (kind, keys, rows), most recently used last.
+        self._prepared_inserts: OrderedDict[tuple[str, tuple[str, ...], int],
+                                            PreparedInsert] = OrderedDict()
+        self._inserts_lock = threading.Lock()
+        self._columnar_inserts: dict[tuple[str, ...], ColumnarInsert] = {}
         #: Results kept while ``change_marker()`` is unchanged (see there).
         self.cache: dict[Any, tuple[int | str, Any]] = {}
         self._monitor: tuple[int, sqlite3.Connection] | None = None
@@ -243,45 +255,89 @@ class Store:
         False (and nothing written) when the DAG already has a run with that ``run_id``
         or at that date.
 
-        The unique constraints on (dag_id, run_id) and (dag_id, date) that every Airflow
-        schema has decide duplicates, atomically. A server with sequences (PostgreSQL)
-        spends an id on every failed INSERT, so there the duplicate is looked for first,
-        as Airflow does, and runs get the ids Airflow would give them. SQLite spends no
-        rowid on a failed INSERT and serialises writers: the INSERT alone decides.
+        The statements (``run_writes``): the run's INSERT, which writes nothing when a
+        run clashes (no sequence id spent: runs get the ids Airflow would give them);
+        the task instances in one multi-row INSERT; the audit row. The unique
+        constraints on (dag_id, run_id) and (dag_id, date) that every Airflow schema has
+        decide a race between two such writes: the loser's error is looked into, and
+        answered as the clash it is.
+
+        The transaction runs on the read pool's connections (autocommit, no ping:
+        ``driver_transaction``), so on PostgreSQL it is BEGIN, the INSERTs and COMMIT,
+        nothing else. A connection the server dropped is found by a statement before
+        the COMMIT: nothing can have been written, so the pool is emptied and the whole
+        transaction run once more on a fresh connection, as a read would be.
         """
-        run = self._insert(self._run_insert, tuple(run_row))
-        instances = self._insert(task_instance_insert,
-                                 tuple(task_instance_rows[0]) if task_instance_rows else ())
-        audit = self._insert(log_insert, tuple(audit_row)) if audit_row else None
-        clash = None if self.is_sqlite else self.prepared(run_clash_query)
         with BOUNDARY:
             try:
-                with self._raw_write() as cursor:
-                    if clash is not None and clash.finds_on(cursor, dag_id=dag_id,
-                                                            run_id=run_id, when=when):
-                        raise _Clash  # rolls the transaction back
-                    run.execute(cursor, run_row)
-                    instances.executemany(cursor, task_instance_rows)
-                    if audit is not None and audit_row is not None:
-                        audit.execute(cursor, audit_row)
-            except _Clash:
-                return False
+                try:
+                    return self._write_run(run_row, task_instance_rows, audit_row,
+                                           dag_id=dag_id, run_id=run_id, when=when)
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated or isinstance(exc, CommitSent):
+                        raise
+                    self.read_engine.dispose()
+                    return self._write_run(run_row, task_instance_rows, audit_row,
+                                           dag_id=dag_id, run_id=run_id, when=when)
             except IntegrityError:
                 if self.prepared(run_clash_query).first(
                         dag_id=dag_id, run_id=run_id, when=when) is not None:
                     return False
                 raise
+
+    def _write_run(self, run_row: dict[str, Any], task_instance_rows: list[dict[str, Any]],
+                   audit_row: dict[str, Any] | None, *, dag_id: str, run_id: str,
+                   when: Any) -> bool:
+        """One attempt at ``insert_run``'s transaction."""
+        run = self._insert("run", tuple(run_row))
+        batches: list[tuple[Any, Any]]
+        if self.engine.dialect.name == "postgresql" and task_instance_rows:
+            batches = [(self._columnar(tuple(task_instance_rows[0])), task_instance_rows)]
+        else:
+            batches = [(self._insert("task_instances", tuple(rows[0]), len(rows)),
+                        flat_rows(rows))
+                       for rows in task_instance_batches(task_instance_rows)]
+        audit = self._insert("log", tuple(audit_row)) if audit_row else None
+        clash = {CLASH_DAG_ID: dag_id, CLASH_RUN_ID: run_id, CLASH_WHEN: when}
+        try:
+            with self._raw_write() as cursor:
+                run.execute(cursor, {**run_row, **clash})
+                if cursor.rowcount == 0:
+                    raise _Clash  # rolls the transaction back: nothing written
+                for statement, values in batches:
+                    statement.execute(cursor, values)
+                if audit is not None and audit_row is not None:
+                    audit.execute(cursor, audit_row)
+        except _Clash:
+            return False
         return True
 
-    def _run_insert(self, tables: Tables) -> Insert:
-        return run_insert(tables, self.has_log_template)
+    def _insert(self, kind: str, keys: tuple[str, ...], rows: int = 1) -> PreparedInsert:
+        """The INSERT of ``kind`` for ``rows`` rows with these keys, compiled once (the
+        multi-row ones: the most recently used few, since DAG sizes vary)."""
+        key = (kind, keys, rows)
+        with self._inserts_lock:
+            found = self._prepared_inserts.get(key)
+            if found is not None:
+                self._prepared_inserts.move_to_end(key)
+                return found
+        t = self.tables
+        statement = (run_insert(t, self.has_log_template, keys) if kind == "run"
+                     else task_instances_insert(t, keys, rows) if kind == "task_instances"
+                     else log_insert(t, keys))
+        found = PreparedInsert(self.engine, statement, keys if kind == "log" else ())
+        with self._inserts_lock:
+            self._prepared_inserts[key] = found
+            while len(self._prepared_inserts) > MAX_PREPARED_INSERTS:
+                self._prepared_inserts.popitem(last=False)
+        return found
 
-    def _insert(self, build: InsertBuilder, keys: tuple[str, ...]) -> PreparedInsert:
-        """The INSERT ``build`` makes, for rows with these keys, compiled once."""
-        found = self._prepared_inserts.get((build, keys))
+    def _columnar(self, keys: tuple[str, ...]) -> ColumnarInsert:
+        """PostgreSQL's task instance INSERT for rows with these keys, built once."""
+        found = self._columnar_inserts.get(keys)
         if found is None:
-            found = self._prepared_inserts[(build, keys)] = PreparedInsert(
-                self.engine, build(self.tables), keys)
+            found = self._columnar_inserts[keys] = ColumnarInsert(
+                self.engine.dialect, self.tables, keys)
         return found
 
     @contextmanager
@@ -293,9 +349,8 @@ class Store:
         Driver errors come out as SQLAlchemy's ``DBAPIError`` family, for the boundary
         around it to map.
         """
-        with self._write_section(), driver_cursor(self.engine, end="commit") as cursor:
-            if self._writer_lock is not None:
-                cursor.execute("BEGIN IMMEDIATE")
+        begin = "BEGIN IMMEDIATE" if self._writer_lock is not None else "BEGIN"
+        with self._write_section(), driver_transaction(self.read_engine, begin) as cursor:
             yield cursor
 
     def dag_spec_by_hash(self, dag_id: str, dag_hash: str | None) -> DagSpec | None:

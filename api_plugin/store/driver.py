@@ -7,6 +7,12 @@ driver error as the matching ``DBAPIError``, and a connection the server dropped
 invalidated (never handed back to the pool) and flagged; the cursor and the connection
 are closed whatever happens. ``driver_cursor`` is that care, written once. How the
 transaction ends is the caller's choice (``end``), since the three differ.
+
+``driver_transaction`` is the write's variant: a transaction begun and ended by the
+statements themselves on a connection of an autocommit pool with no ping (the read
+pool), so a write costs the round trips of its own statements and nothing else; its
+errors say whether the COMMIT had been sent (``CommitSent``), which is what decides
+whether the transaction may be run again.
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+
+
+class CommitSent(DBAPIError):
+    """The connection failed after the COMMIT was sent: the transaction may have been
+    committed, so it must not be run again."""
 
 
 @contextmanager
@@ -62,3 +73,59 @@ def driver_cursor(engine: Engine, statement: str | None = None,
             with suppress(dbapi_error):
                 raw.rollback()
         raw.close()
+
+
+@contextmanager
+def driver_transaction(engine: Engine, begin: str = "BEGIN") -> Iterator[Any]:
+    """A cursor inside a transaction, for the block: ``begin`` (SQLite's writer says
+    ``BEGIN IMMEDIATE``) first, ``COMMIT`` when the block ends well, ``ROLLBACK`` when it
+    raises. ``engine`` is an autocommit pool (``make_read_engine``), so the connection
+    is not pinged and no statement but these is sent.
+
+    A dropped connection is found by ``begin`` or a later statement: the error comes out
+    as a ``DBAPIError`` flagged ``connection_invalidated``, and nothing was committed,
+    so the caller may run the whole transaction again on a fresh connection. Once the
+    COMMIT is sent that is no longer known: a failure then is a ``CommitSent``. A
+    connection whose ROLLBACK fails is invalidated, never pooled inside a transaction.
+    """
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        raw = engine.raw_connection()
+    except dbapi_error as exc:
+        raise DBAPIError.instance(None, None, exc, dbapi_error,
+                                  connection_invalidated=True) from exc
+    cursor, dropped, committing = None, False, False
+    try:
+        cursor = raw.cursor()
+        cursor.execute(begin)
+        yield cursor
+        committing = True
+        cursor.execute("COMMIT")
+    except dbapi_error as exc:
+        dropped = engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+        if dropped:
+            raw.invalidate(exc)
+        else:
+            _roll_back(raw, cursor, dbapi_error)
+        if committing:
+            raise CommitSent("COMMIT", None, exc, connection_invalidated=dropped) from exc
+        raise DBAPIError.instance(None, None, exc, dbapi_error,
+                                  connection_invalidated=dropped) from exc
+    except BaseException:
+        _roll_back(raw, cursor, dbapi_error)
+        raise
+    finally:
+        if cursor is not None and not dropped:
+            with suppress(dbapi_error):
+                cursor.close()
+        raw.close()
+
+
+def _roll_back(raw: Any, cursor: Any, dbapi_error: type[Exception]) -> None:
+    """End the failed transaction; a connection that cannot is not pooled again."""
+    try:
+        if cursor is None:
+            return
+        cursor.execute("ROLLBACK")
+    except dbapi_error as exc:
+        raw.invalidate(exc)

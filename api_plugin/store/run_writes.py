@@ -1,5 +1,6 @@
-"""The statements of a trigger's write: the run's INSERT, its task instances', the audit
-log row's, and the query that finds a run clashing with a new one.
+"""The statements of a trigger's write: the run's INSERT (which looks for a clashing run
+itself), its task instances' multi-row INSERT, the audit log row's, and the query that
+finds a run clashing with a new one.
 
 The rows themselves come from the flavor (``Flavor.run_row`` and friends); these are
 only the statements, each built from the store's tables and compiled once per set of
@@ -10,10 +11,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, column, func, insert, or_, select, table
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Insert,
+    bindparam,
+    column,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    table,
+)
 from sqlalchemy.sql import Select
 
 from api_plugin.store.tables import Tables
+
+#: The clash condition's parameters in the run INSERT (not columns of the row).
+CLASH_DAG_ID, CLASH_RUN_ID, CLASH_WHEN = "clash_dag_id", "clash_run_id", "clash_when"
+
+#: At most this many bound values in one statement: below SQLite's limit (32,766 since
+#: 3.32) and PostgreSQL's protocol limit (65,535); a larger DAG's task instances are
+#: written in several statements.
+MAX_PARAMETERS = 30_000
 
 
 def run_clash_query(t: Tables) -> Select[Any]:
@@ -27,20 +49,103 @@ def run_clash_query(t: Tables) -> Select[Any]:
     )
 
 
-def run_insert(t: Tables, has_log_template: bool) -> Insert:
-    """The dag_run INSERT; where the table has ``log_template_id`` and the database a
-    ``log_template`` table, it fills the newest template's id in the same statement."""
+def run_insert(t: Tables, has_log_template: bool, keys: tuple[str, ...]) -> Insert:
+    """The dag_run INSERT of a row with ``keys``, written only when the DAG has no run
+    with its ``run_id`` or at its date (``INSERT ... SELECT ... WHERE NOT EXISTS``: the
+    row count says which, in the same round trip).
+
+    Looking first, in the statement, is what keeps a server with sequences (PostgreSQL)
+    from spending a ``dag_run.id`` on a duplicate, so runs get the ids Airflow would
+    give them. Two such INSERTs racing for one date both find nothing; the unique
+    constraint then decides (the caller turns the loser's error into the clash).
+    Where the table has ``log_template_id`` and the database a ``log_template`` table,
+    the newest template's id is filled in by the same statement.
+    """
     dr = t.dag_run
-    if "log_template_id" in dr.c and has_log_template:
+    names = list(keys)
+    values: list[ColumnElement[Any]] = [_typed(dr, key) for key in keys]
+    if "log_template_id" in dr.c and has_log_template and "log_template_id" not in keys:
+        names.append("log_template_id")
         newest: Select[Any] = select(func.max(column("id"))).select_from(table("log_template"))
-        return insert(dr).values(log_template_id=newest.scalar_subquery())
-    return insert(dr)
+        values.append(newest.scalar_subquery())
+    clash: Select[Any] = select(literal_column("1")).select_from(dr).where(
+        dr.c.dag_id == _typed(dr, "dag_id", CLASH_DAG_ID),
+        or_(dr.c.run_id == _typed(dr, "run_id", CLASH_RUN_ID),
+            t.run_date == bindparam(CLASH_WHEN, type_=t.run_date.type)))
+    return insert(dr).from_select(names, select(*values).where(~exists(clash)),
+                                  include_defaults=False)
 
 
-def task_instance_insert(t: Tables) -> Insert:
-    return insert(t.task_instance)
+def task_instances_insert(t: Tables, keys: tuple[str, ...], rows: int) -> Insert:
+    """One INSERT of ``rows`` task instances with ``keys`` (one parse, one round trip);
+    row ``i``'s value for ``key`` is the parameter ``f"{key}__{i}"`` (``flat_rows``)."""
+    ti = t.task_instance
+    return insert(ti).values([{key: _typed(ti, key, f"{key}__{i}") for key in keys}
+                              for i in range(rows)])
 
 
-def log_insert(t: Tables) -> Insert:
+class ColumnarInsert:
+    """The task instances' INSERT on PostgreSQL: one statement of one array parameter
+    per column, whatever the number of rows, ``INSERT INTO task_instance (a, b, ...)
+    SELECT * FROM unnest(CAST(%(a)s AS type[]), CAST(%(b)s AS type[]), ...)``.
+
+    One parse and one round trip like a multi-row VALUES, but its text and parameter
+    count stay the same for every DAG: compiled once, no parameter limit to split at,
+    and psycopg 3 converts the query once and keeps it (it parses a VALUES list of more
+    than 50 parameters afresh on every execution, which costs more than the round trips
+    saved). psycopg2 sends Python lists as ``ARRAY[...]``; the casts say the type either
+    way (a list of NULLs has none of its own). Values go through the column types' bind
+    processors first, as SQLAlchemy would send them.
+    """
+
+    def __init__(self, dialect: Any, t: Tables, keys: tuple[str, ...]) -> None:
+        ti = t.task_instance
+        quote = dialect.identifier_preparer.quote
+        columns = [ti.c[key] for key in keys]
+        arrays = ", ".join(
+            f"CAST(%({name})s AS {column.type.compile(dialect=dialect)}[])"
+            for name, column in zip(self._names(len(keys)), columns, strict=True))
+        self.sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(ti)} "
+                    f"({', '.join(quote(column.name) for column in columns)}) "
+                    f"SELECT * FROM unnest({arrays})")
+        self.keys = keys
+        self.processors = [column.type.dialect_impl(dialect).bind_processor(dialect)
+                           for column in columns]
+
+    @staticmethod
+    def _names(count: int) -> list[str]:
+        return [f"c{i}" for i in range(count)]
+
+    def execute(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        values: dict[str, list[Any]] = {}
+        for name, key, processor in zip(self._names(len(self.keys)), self.keys,
+                                        self.processors, strict=True):
+            column = [row[key] for row in rows]
+            values[name] = column if processor is None else [
+                None if value is None else processor(value) for value in column]
+        cursor.execute(self.sql, values)
+
+
+def task_instance_batches(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``rows`` in as few statements as the parameter limit allows (one for any DAG
+    of fewer than about a thousand tasks)."""
+    if not rows:
+        return []
+    per_statement = max(1, MAX_PARAMETERS // max(1, len(rows[0])))
+    return [rows[at:at + per_statement] for at in range(0, len(rows), per_statement)]
+
+
+def flat_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of ``task_instances_insert`` for ``rows``."""
+    return {f"{key}__{i}": value for i, row in enumerate(rows) for key, value in row.items()}
+
+
+def log_insert(t: Tables, keys: tuple[str, ...]) -> Insert:
     assert t.log is not None, "only called for a flavor that writes an audit row"
     return insert(t.log)
+
+
+def _typed(tab: Any, key: str, name: str | None = None) -> BindParameter[Any]:
+    """A parameter for column ``key`` of ``tab``, of the column's type (its bind
+    processing, and on psycopg 3 a cast naming the type)."""
+    return bindparam(name or key, type_=tab.c[key].type)

@@ -1,0 +1,156 @@
+"""The trigger's write (``Store.insert_run``, ``store/run_writes.py``, ``driver_transaction``):
+task instances in multi-row INSERTs, the duplicate looked for by the run's INSERT itself
+(no sequence id spent on a 409), and a dropped connection healed by running the whole
+transaction again, but never once its COMMIT was sent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from api_plugin.store import DatabaseFailure, Store, run_writes
+from api_plugin.store.driver import CommitSent, driver_transaction
+from api_plugin.store.tables import AIRFLOW2
+from conftest import PG_URL, ApiHarness, seed_airflow_rows
+
+WHEN = "2026-03-01T00:00:00+00:00"
+
+
+def _runs(api: ApiHarness) -> list[Any]:
+    t = api.store.tables
+    with api.store.read() as conn:
+        return list(conn.execute(select(t.dag_run.c.id, t.dag_run.c.run_id)
+                                 .where(t.dag_run.c.dag_id == "example_etl")
+                                 .order_by(t.dag_run.c.id)))
+
+
+def _task_ids(api: ApiHarness) -> list[str]:
+    """example_etl's task instances, of every run (Airflow 1's have no run_id)."""
+    ti = api.store.tables.task_instance
+    with api.store.read() as conn:
+        return sorted(conn.scalars(select(ti.c.task_id).where(ti.c.dag_id == "example_etl")))
+
+
+def test_a_dag_larger_than_one_statement_gets_every_task_instance(
+        api: ApiHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for two rows per statement, example_etl's four tasks take two INSERTs."""
+    columns = len(api.store.tables.task_instance.c)
+    monkeypatch.setattr(run_writes, "MAX_PARAMETERS", 2 * columns)
+    answer = api.post("/dags/example_etl/dag_runs", json={"execution_date": WHEN})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert _task_ids(api) == ["extract", "load", "report", "transform"]
+
+
+def test_batches_split_at_the_parameter_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_writes, "MAX_PARAMETERS", 7)
+    rows = [{"a": n, "b": n, "c": n} for n in range(5)]
+    assert [len(batch) for batch in run_writes.task_instance_batches(rows)] == [2, 2, 1]
+    assert run_writes.task_instance_batches([]) == []
+    assert run_writes.flat_rows(rows[:2]) == {"a__0": 0, "b__0": 0, "c__0": 0,
+                                              "a__1": 1, "b__1": 1, "c__1": 1}
+
+
+def test_a_duplicate_spends_no_run_id(api: ApiHarness) -> None:
+    """409s by date and by run id write nothing and leave the next run the next id, as
+    Airflow's own pre-check does (on PostgreSQL a failed INSERT would spend one)."""
+    first = api.post("/dags/example_etl/dag_runs", json={"execution_date": WHEN,
+                                                          "run_id": "first"})
+    assert first.status_code == 200
+    for clash in ({"execution_date": WHEN}, {"run_id": "first",
+                                             "execution_date": "2026-03-02T00:00:00+00:00"}):
+        again = api.post("/dags/example_etl/dag_runs", json=clash)
+        assert again.status_code == 409, again.get_data(as_text=True)
+    second = api.post("/dags/example_etl/dag_runs",
+                      json={"execution_date": "2026-03-03T00:00:00+00:00", "run_id": "second"})
+    assert second.status_code == 200
+    runs = _runs(api)
+    assert [run.run_id for run in runs] == ["first", "second"]
+    assert runs[1].id == runs[0].id + 1
+    assert _task_ids(api) == sorted(["extract", "load", "report", "transform"] * 2)
+
+
+@pytest.fixture
+def pg_store(make_database: Callable[[str, str], str]) -> Iterator[Store]:
+    """An airflow2 database on PostgreSQL, seeded (etl_nightly), its store warmed up."""
+    if not PG_URL:
+        pytest.fail("API_PLUGIN_TEST_PG_URL unset: see .ci/postgres.sh")
+    store = Store.open(make_database(AIRFLOW2, "postgresql"))
+    seed_airflow_rows(store)
+    assert store.insert_run(*_rows("warm1"), None, **_clash("warm1"))
+    yield store
+    store.dispose()
+
+
+def _drop_connections(store: Store) -> int:
+    """What a server restart does to the plugin's pooled connections: every other
+    backend of the database is terminated."""
+    admin = create_engine(store.engine.url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            return len(conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
+    finally:
+        admin.dispose()
+
+
+def _rows(run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A run of etl_nightly (on day ``run_id[-1]`` of April) and one task instance."""
+    run = {"dag_id": "etl_nightly", "run_id": run_id, "state": "queued",
+           "execution_date": datetime(2026, 4, int(run_id[-1]), tzinfo=UTC),
+           "run_type": "manual", "external_trigger": True, "clear_number": 0}
+    ti = {"dag_id": "etl_nightly", "task_id": "extract", "run_id": run_id, "map_index": -1,
+          "try_number": 0, "max_tries": 0, "pool": "default_pool", "pool_slots": 1,
+          "queue": "default", "priority_weight": 1}
+    return run, [ti]
+
+
+def _clash(run_id: str) -> dict[str, Any]:
+    run, _ = _rows(run_id)
+    return {"dag_id": run["dag_id"], "run_id": run_id, "when": run["execution_date"]}
+
+
+@pytest.mark.postgres
+def test_a_dropped_connection_reruns_the_whole_write(pg_store: Store) -> None:
+    """The write's pool is not pinged: its pooled connection, dropped by the server,
+    fails the first statement, and the transaction runs again on a fresh one."""
+    assert _drop_connections(pg_store) >= 1
+    assert pg_store.insert_run(*_rows("after2"), None, **_clash("after2"))
+    ti = pg_store.tables.task_instance
+    with pg_store.read() as conn:
+        assert conn.scalars(select(ti.c.task_id).where(ti.c.run_id == "after2")).all() == [
+            "extract"]
+    # and the clash is still found on the healed pool
+    assert not pg_store.insert_run(*_rows("after2"), None, **_clash("after2"))
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_once_the_commit_is_sent_is_not_retried(pg_store: Store) -> None:
+    """Whether a COMMIT whose answer never came committed is unknown: ``CommitSent``,
+    which ``insert_run`` never runs again (a 503 for the client to look into)."""
+    with pytest.raises(CommitSent) as raised, driver_transaction(pg_store.read_engine) as cursor:
+        cursor.execute("SELECT 1")
+        _drop_connections(pg_store)
+    assert raised.value.connection_invalidated
+
+
+@pytest.mark.postgres
+def test_a_failed_statement_leaves_no_open_transaction_in_the_pool(pg_store: Store) -> None:
+    """The write shares the autocommit read pool: a transaction that failed is rolled
+    back before its connection goes back, so the next read is not inside it."""
+    with pytest.raises(DatabaseFailure):
+        run, (ti,) = _rows("bad3")  # the same task instance twice: a primary key clash
+        pg_store.insert_run(run, [ti, ti], None, **_clash("bad3"))
+    raw = pg_store.read_engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SELECT now() = statement_timestamp(), count(*) FROM dag_run "
+                       "WHERE run_id = 'bad3'")
+        outside_a_transaction, written = cursor.fetchone()
+    finally:
+        raw.close()
+    assert outside_a_transaction and written == 0
