@@ -15,14 +15,19 @@ from conftest import ApiHarness
 DATES = ("2025-05-01T00:00:00+00:00", "2025-05-02T00:00:00+00:00", "2025-05-03T00:00:00+00:00")
 
 
+def run_id_of(shift: int, n: int) -> str:
+    return f"shared_{(n + shift) % len(DATES)}"
+
+
 def test_each_dag_and_date_gets_its_own_instance(api: ApiHarness) -> None:
     t = api.store.tables
     ti = t.task_instance
-    for dag_id in ("etl_nightly", "example_etl"):
+    for shift, dag_id in enumerate(("etl_nightly", "example_etl")):
         for n, when in enumerate(DATES):
             body: dict[str, Any] = {"execution_date": when}
             if "run_id" in ti.c:
-                body["run_id"] = f"shared_{n}"  # the same run ids in both DAGs
+                # The same run ids in both DAGs, at different dates.
+                body["run_id"] = run_id_of(shift, n)
             response = api.post(f"/dags/{dag_id}/dag_runs", json=body)
             assert response.status_code == 200, response.get_data(as_text=True)
     key = "run_id" if "run_id" in ti.c else "execution_date"
@@ -33,13 +38,13 @@ def test_each_dag_and_date_gets_its_own_instance(api: ApiHarness) -> None:
                 conn.execute(update(ti).where(ti.c.dag_id == dag_id,
                                               ti.c[key] == getattr(run, key))
                              .values(hostname=f"{dag_id}@{run.run_id}"))
-    for dag_id in ("etl_nightly", "example_etl"):
+    for shift, dag_id in enumerate(("etl_nightly", "example_etl")):
         for n, when in enumerate(DATES):
             response = api.get(f"/dags/{dag_id}/dag_runs/{when}/tasks/extract")
             assert response.status_code == 200, response.get_data(as_text=True)
             answer = response.get_json()
             assert answer["dag_id"] == dag_id and answer["task_id"] == "extract"
-            run_id = f"shared_{n}" if "run_id" in ti.c else f"manual__{when}"
+            run_id = run_id_of(shift, n) if "run_id" in ti.c else f"manual__{when}"
             assert answer["hostname"] == f"{dag_id}@{run_id}"
 
 
