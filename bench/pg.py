@@ -6,6 +6,10 @@ webserver; growth at a million runs; a streamed run list; memory and start-up.
     python bench/pg.py stream --big URL               # a 100,000-run list, streamed
     python bench/pg.py footprint                      # RSS after 10k/100k requests, start-up
 
+``scale`` and ``stream`` take ``--baseline DIR``: a copy of the code before a change
+(``git archive <commit> | tar -x -C DIR``), served next to this one and measured in the
+same rounds, so that before and after compare the same minute.
+
 PostgreSQL is the server of API_PLUGIN_TEST_PG_URL, PgBouncer (transaction pooling) the
 one of API_PLUGIN_TEST_PGBOUNCER_URL (.ci/postgres.sh, .ci/pgbouncer.sh). Every server
 runs 2 sync gunicorn workers on loopback; servers that are compared are all up at once
@@ -57,13 +61,18 @@ def pgbouncer_url(url: str) -> str:
     return base + "/" + url.rsplit("/", 1)[1]
 
 
-def plugin(url: str, env: dict[str, str], workers: int = 2) -> tuple[Any, int]:
+def plugin(url: str, env: dict[str, str], workers: int = 2,
+           code: Path | None = None) -> tuple[Any, int]:
+    """The plugin served on ``url``; from the checkout at ``code`` (imported from there,
+    ahead of this one) when given."""
     port = free_port()
+    extra = {"PYTHONPATH": str(code)} if code is not None else {}
     proc = start([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
                   "--workers", str(workers), "--worker-class", WORKER_CLASS,
                   "api_plugin.wsgi:application"],
-                 {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url},
-                 f"http://127.0.0.1:{port}/api/experimental/test")
+                 {**env, **extra, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": url},
+                 f"http://127.0.0.1:{port}/api/experimental/test",
+                 cwd=code if code is not None else HERE.parent)
     return proc, port
 
 
@@ -81,11 +90,18 @@ def side_by_side(servers: dict[str, int], seconds: int, connections: int, dag: s
             # A database kept between runs (seed_pg.py's big one) has the last run's
             # triggers: dates and run ids moved by this process's id keep them apart.
             env = {"BENCH_RUN_PREFIX": f"{name}{os.getpid()}",
-                   "BENCH_DATE_OFFSET": str(100_000_000 * RUN_PREFIXES.index(name)
+                   "BENCH_DATE_OFFSET": str(100_000_000 * prefix_index(name)
                                             + 200_000 * (os.getpid() % 50))}
             results[name][endpoint] = wrk(f"http://127.0.0.1:{port}{path}", seconds,
                                           connections, script, env)
     return results
+
+
+def prefix_index(name: str) -> int:
+    """The server's place in RUN_PREFIXES; a baseline's (``before_...``) after them all."""
+    if name.startswith("before_"):
+        return len(RUN_PREFIXES) + RUN_PREFIXES.index(name.removeprefix("before_"))
+    return RUN_PREFIXES.index(name)
 
 
 def worker_pids(master: int) -> list[int]:
@@ -172,25 +188,31 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
 def scale(args: argparse.Namespace, env: dict[str, str]) -> None:
     small = seed_postgresql(10, 100)
     procs = []
+    codes: dict[str, Path | None] = {"": None}
+    if args.baseline:
+        codes = {"": None, "before_": Path(args.baseline)}
+    servers: dict[str, int] = {}
     try:
-        small_proc, small_port = plugin(small, env)
-        procs.append(small_proc)
-        big_proc, big_port = plugin(args.big, env)
-        procs.append(big_proc)
-        results = side_by_side({"small": small_port, "big": big_port}, args.seconds,
-                               args.connections, "example_etl", "load")
+        for tag, code in codes.items():
+            for size, url in (("small", small), ("big", args.big)):
+                proc, servers[tag + size] = plugin(url, env, code=code)
+                procs.append(proc)
+        results = side_by_side(servers, args.seconds, args.connections, "example_etl", "load")
     finally:
         for proc in procs:
             stop(proc)
         drop_database(small)
-    print(f"\n== growth on PostgreSQL: 10 DAGs x 100 runs vs {args.big_label} "
-          f"(example_etl: the DAG read), 2 sync workers each, {args.connections} connections")
-    print(f"{'endpoint':<15}{'small p50':>10}{'big p50':>9}{'growth':>8}"
-          f"{'small r/s':>11}{'big r/s':>9}{'non2xx':>8}")
-    for name, s in results["small"].items():
-        b = results["big"][name]
-        print(f"{name:<15}{s.p50_ms:>10.2f}{b.p50_ms:>9.2f}{b.p50_ms / max(s.p50_ms, 1e-6):>7.2f}x"
-              f"{s.rps:>11.0f}{b.rps:>9.0f}{s.non_2xx + b.non_2xx:>8}")
+    for tag in codes:
+        print(f"\n== growth on PostgreSQL{' (before: ' + args.baseline + ')' if tag else ''}: "
+              f"10 DAGs x 100 runs vs {args.big_label} (example_etl: the DAG read), "
+              f"2 workers each, {args.connections} connections")
+        print(f"{'endpoint':<15}{'small p50':>10}{'big p50':>9}{'growth':>8}"
+              f"{'small r/s':>11}{'big r/s':>9}{'non2xx':>8}")
+        for name, s in results[tag + "small"].items():
+            b = results[tag + "big"][name]
+            print(f"{name:<15}{s.p50_ms:>10.2f}{b.p50_ms:>9.2f}"
+                  f"{b.p50_ms / max(s.p50_ms, 1e-6):>7.2f}x"
+                  f"{s.rps:>11.0f}{b.rps:>9.0f}{s.non_2xx + b.non_2xx:>8}")
 
 
 # ------------------------------------------------------------------- streaming
@@ -210,30 +232,53 @@ def first_byte(port: int, path: str) -> tuple[float, int, int]:
 
 
 def stream(args: argparse.Namespace, env: dict[str, str]) -> None:
-    """One worker, so that the process measured is the one that answered."""
-    proc, port = plugin(args.big, env, workers=1)
+    """One worker per server, so that the process measured is the one that answered;
+    with a baseline, its server and this one measured in alternating rounds."""
+    codes: dict[str, Path | None] = {"this code": None}
+    if args.baseline:
+        codes["before"] = Path(args.baseline)
     base = "/api/experimental/dags/example_etl/dag_runs"
+    procs = []
+    figures: dict[str, dict[str, Any]] = {}
     try:
-        worker = worker_pids(proc.pid)[0]
-        first_byte(port, base + "?limit=100")
-        before = rss_mb(worker)
-        page = [first_byte(port, base + "?limit=100") for _ in range(20)]
-        whole = [first_byte(port, base) for _ in range(3)]
-        after = rss_mb(worker)
-        big_page = [first_byte(port, base + "?limit=10000") for _ in range(3)]
-        after_page = rss_mb(worker)
+        ports = {}
+        for tag, code in codes.items():
+            proc, ports[tag] = plugin(args.big, env, workers=1, code=code)
+            procs.append(proc)
+            first_byte(ports[tag], base + "?limit=100")
+            figures[tag] = {"worker": worker_pids(proc.pid)[0], "page": [], "whole": [],
+                            "big_page": []}
+            figures[tag]["before"] = rss_mb(figures[tag]["worker"])
+        for _ in range(args.rounds):
+            for tag, port in ports.items():
+                figures[tag]["page"] += [first_byte(port, base + "?limit=100")
+                                         for _ in range(7)]
+                figures[tag]["whole"].append(first_byte(port, base))
+        for tag in ports:
+            figures[tag]["after"] = rss_mb(figures[tag]["worker"])
+        for tag, port in ports.items():
+            figures[tag]["big_page"] = [first_byte(port, base + "?limit=10000")
+                                        for _ in range(3)]
+            figures[tag]["after_page"] = rss_mb(figures[tag]["worker"])
     finally:
-        stop(proc)
-    print("\n== streamed run list: example_etl's every run (no limit) vs a 100-run page, "
-          "one sync worker")
-    print(f"first byte, 100-run page:          {statistics.median(t[0] for t in page):8.2f} ms"
-          f"  ({page[0][1]:,} bytes)")
-    print(f"first byte, every run (streamed):  {statistics.median(t[0] for t in whole):8.2f} ms"
-          f"  ({whole[0][1]:,} bytes, {whole[0][2]:,} runs)")
-    print(f"first byte, 10,000-run page (not streamed): "
-          f"{statistics.median(t[0] for t in big_page):8.2f} ms")
-    print(f"worker RSS: {before:.1f} MB before, {after:.1f} MB after 3 full lists "
-          f"(+{after - before:.1f} MB), {after_page:.1f} MB after 3 unstreamed 10,000-run pages")
+        for proc in procs:
+            stop(proc)
+    for tag, f in figures.items():
+        page, whole, big_page = f["page"], f["whole"], f["big_page"]
+        print(f"\n== streamed run list ({tag}): example_etl's every run (no limit) vs a "
+              "100-run page, one worker")
+        print(f"first byte, 100-run page:          "
+              f"{statistics.median(t[0] for t in page):8.2f} ms  ({page[0][1]:,} bytes)")
+        print(f"first byte, every run (streamed):  "
+              f"{statistics.median(t[0] for t in whole):8.2f} ms"
+              f"  ({whole[0][1]:,} bytes, {whole[0][2]:,} runs)"
+              f"  each: {', '.join(f'{t[0]:.2f}' for t in whole)}")
+        print(f"first byte, 10,000-run page (not streamed): "
+              f"{statistics.median(t[0] for t in big_page):8.2f} ms")
+        print(f"worker RSS: {f['before']:.1f} MB before, {f['after']:.1f} MB after "
+              f"{args.rounds} full "
+              f"lists (+{f['after'] - f['before']:.1f} MB), {f['after_page']:.1f} MB after 3 "
+              "unstreamed 10,000-run pages")
 
 
 # ------------------------------------------------------------------- footprint
@@ -292,6 +337,10 @@ def main() -> int:
     parser.add_argument("what", choices=["tables", "scale", "stream", "footprint"])
     parser.add_argument("--airflow", help="virtualenv of apache-airflow 2.10.5 (tables)")
     parser.add_argument("--big", help="URL of a seed_pg.py database (scale, stream)")
+    parser.add_argument("--baseline", help="a copy of the code before a change, measured "
+                        "in the same rounds (scale, stream)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="full lists per server (stream)")
     parser.add_argument("--big-label", default="10,000 DAGs / ~1,000,000 runs")
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=4)

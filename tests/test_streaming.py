@@ -9,7 +9,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -46,6 +46,20 @@ def call(app: Callable[..., Any], path: str) -> tuple[str, dict[str, str], Itera
     return answer["status"], answer["headers"], body
 
 
+def connections_back(store: Store) -> bool:
+    """Every connection of both pools back (a stream on PostgreSQL runs on the read
+    pool), none of them left inside a transaction."""
+    if store.engine.pool.checkedout() or store.read_engine.pool.checkedout():  # type: ignore[attr-defined]
+        return False
+    if store.is_sqlite:
+        return True
+    with store.engine.connect() as conn:
+        open_ones = conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()")).scalar()
+    return open_ones == 0
+
+
 @pytest.fixture
 def chunked(monkeypatch: pytest.MonkeyPatch) -> int:
     """Fetches of CHUNK rows, the first of FIRST."""
@@ -76,7 +90,7 @@ def test_streamed_list_is_the_unstreamed_answer_in_chunks(
         assert len(pieces) == 1 + math.ceil((count - FIRST) / chunked) + 1
         assert pieces[0].count(b'"run_id"') == FIRST
         assert all(piece.count(b'"run_id"') <= chunked for piece in pieces)
-    assert api.store.engine.pool.checkedout() == 0
+    assert connections_back(api.store)
 
 
 def test_filtered_and_offset_lists_stream_too(api: ApiHarness, chunked: int) -> None:
@@ -107,7 +121,7 @@ def test_a_query_that_fails_at_once_is_an_error_answer(api: ApiHarness) -> None:
     assert status.startswith("500")
     assert int(headers["Content-Length"]) == len(raw := b"".join(body))
     assert json.loads(raw) == {"error": "Internal database error"}
-    assert api.store.engine.pool.checkedout() == 0
+    assert connections_back(api.store)
 
 
 def test_closing_a_stream_early_gives_its_connection_back(
@@ -116,7 +130,7 @@ def test_closing_a_stream_early_gives_its_connection_back(
     _, _, body = call(api.client.application, "/dags/example_etl/dag_runs")
     next(body)
     body.close()  # type: ignore[attr-defined]  # what a server does when a client leaves
-    assert api.store.engine.pool.checkedout() == 0
+    assert connections_back(api.store)
     assert len(api.get("/dags/example_etl/dag_runs").get_json()) == 9
 
 
@@ -141,17 +155,19 @@ def app_over(url: str, store: Store) -> Callable[..., Any]:
 
 
 def fetches_waiting(admin: Any) -> list[str]:
+    """The last statement of each connection holding a streamed list's transaction open."""
     return [row[0] for row in admin.execute(text(
-        "SELECT query FROM pg_stat_activity WHERE query LIKE 'FETCH FORWARD%'"
-        " AND pid <> pg_backend_pid()"))]
+        "SELECT query FROM pg_stat_activity WHERE state = 'idle in transaction'"
+        " AND query LIKE '%FETCH FORWARD%' AND pid <> pg_backend_pid()"))]
 
 
 @pytest.mark.postgres
 def test_postgresql_fetches_through_a_server_side_cursor_and_a_cut_stream_is_not_json(
         make_database: Callable[[str, str], str], chunked: int) -> None:
-    """Mid-stream, the server holds the rest (its last statement a ``FETCH FORWARD
-    2``, then ``4``); killing that server connection then makes the transfer end in an error, with
-    what was sent not parseable as JSON."""
+    """Mid-stream, the server holds the rest in a cursor: the first message begins the
+    transaction, declares the cursor and fetches ``FIRST + 1`` rows (one round trip for
+    the first chunk), then ``FETCH FORWARD 4`` at a time; killing that server connection
+    then makes the transfer end in an error, with what was sent not parseable as JSON."""
     url, store = pg_database(make_database)
     app = app_over(url, store)
     start = datetime(2025, 3, 1, tzinfo=UTC)
@@ -165,20 +181,82 @@ def test_postgresql_fetches_through_a_server_side_cursor_and_a_cut_stream_is_not
         sent = [next(body)]
         assert status.startswith("200")
         waiting = fetches_waiting(admin)
-        assert len(waiting) == 1 and waiting[0].startswith(f"FETCH FORWARD {FIRST} FROM ")
+        assert len(waiting) == 1 and waiting[0].startswith("BEGIN READ ONLY; DECLARE ")
+        assert waiting[0].endswith(f"; FETCH FORWARD {FIRST + 1} FROM api_plugin_stream")
         sent.append(next(body))
         waiting = fetches_waiting(admin)
         assert len(waiting) == 1 and waiting[0].startswith(f"FETCH FORWARD {chunked} FROM ")
         admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE query LIKE 'FETCH FORWARD%' AND pid <> pg_backend_pid()"))
+                           "WHERE state = 'idle in transaction' AND query LIKE "
+                           "'FETCH FORWARD%' AND pid <> pg_backend_pid()"))
         with pytest.raises(Exception, match=r"terminat|closed|connection|unavailable"):
             sent.extend(body)
         with pytest.raises(json.JSONDecodeError):
             json.loads(b"".join(sent))
-        assert store.engine.pool.checkedout() == 0
+        assert store.read_engine.pool.checkedout() == 0
         # The pool heals: the next list is whole.
         assert len(json.loads(b"".join(call(app, "/dags/example_etl/dag_runs")[2]))) == 10
     finally:
         admin.close()
+        admin_engine.dispose()
+        store.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_stream_is_one_snapshot_read_once(
+        make_database: Callable[[str, str], str], chunked: int) -> None:
+    """A run written while the list streams is not in it, nor is any run twice or
+    missing: the first chunk and the rest come from one cursor in one transaction."""
+    url, store = pg_database(make_database)
+    app = app_over(url, store)
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    try:
+        for n in range(9):
+            services.trigger_dag(
+                store, "example_etl", execution_date=(start + timedelta(days=n)).isoformat())
+        before = render_json(services.get_dag_runs(store, "example_etl"))
+        status, _, body = call(app, "/dags/example_etl/dag_runs")
+        sent = [next(body)]
+        assert status.startswith("200")
+        # Earlier and later than everything listed: either would show if read again.
+        for when in (start - timedelta(days=30), start + timedelta(days=30)):
+            services.trigger_dag(store, "example_etl", execution_date=when.isoformat())
+        sent.extend(body)
+        assert b"".join(sent) == before
+        assert len(json.loads(before)) == 9
+        assert len(api_list(app)) == 11
+        assert connections_back(store)
+    finally:
+        store.dispose()
+
+
+def api_list(app: Callable[..., Any]) -> list[Any]:
+    return cast(list[Any], json.loads(b"".join(call(app, "/dags/example_etl/dag_runs")[2])))
+
+
+@pytest.mark.postgres
+def test_postgresql_stream_heals_a_dropped_connection_before_its_first_byte(
+        make_database: Callable[[str, str], str], chunked: int) -> None:
+    """The read pool has no ping: a pooled connection the server dropped is found by the
+    stream's first message, and the list is read once more on a fresh pool, whole."""
+    url, store = pg_database(make_database)
+    app = app_over(url, store)
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    admin_engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        for n in range(7):
+            services.trigger_dag(
+                store, "example_etl", execution_date=(start + timedelta(days=n)).isoformat())
+        assert len(api_list(app)) == 7  # the read pool now holds a connection
+        with admin_engine.connect() as admin:
+            killed = admin.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        assert killed
+        status, headers, body = call(app, "/dags/example_etl/dag_runs")
+        assert status.startswith("200") and "Content-Length" not in headers
+        assert len(json.loads(b"".join(body))) == 7
+        assert connections_back(store)
+    finally:
         admin_engine.dispose()
         store.dispose()

@@ -66,20 +66,26 @@ def stream_dag_runs(
     rows fetched ``STREAM_CHUNK`` at a time (``FIRST_CHUNK`` first) and encoded as
     they come.
 
-    The checks (bad paging, unknown DAG) are made before anything is sent. A list that
-    turns out to fit in ``FIRST_CHUNK`` rows is answered from that first read, one
-    round trip like a page; only a longer one is streamed, read again from its start
-    through a cursor so that the whole list is one snapshot.
+    The checks (bad paging, unknown DAG) are made before anything is sent. The list is
+    read once, through the stream: its first fetch (one round trip on PostgreSQL, as a
+    page's) brings ``FIRST_CHUNK + 1`` rows, so a list that fits in ``FIRST_CHUNK`` is
+    answered whole from it, like a page; a longer one goes on from there, one snapshot.
     """
     build, params = _runs_page(store, dag_id, state, limit, offset)
-    query = store.prepared(build)
     if params["lim"] != NO_LIMIT:
-        return _run_items(store, _checked(store, dag_id, query.all(**params)), url_base)
-    first = _checked(store, dag_id, query.all(**{**params, "lim": FIRST_CHUNK + 1}))
-    if len(first) <= FIRST_CHUNK:
+        return _run_items(store, _checked(store, dag_id, store.prepared(build).all(**params)),
+                          url_base)
+    first_chunk, chunk = FIRST_CHUNK, STREAM_CHUNK
+    chunks = store.stream(build, chunk, first_chunk + 1, **params)
+    try:
+        first = _checked(store, dag_id, next(chunks, []))
+    except BaseException:
+        chunks.close()
+        raise
+    if len(first) <= first_chunk:
+        chunks.close()
         return _run_items(store, first, url_base)
-    chunks = store.stream(build, STREAM_CHUNK, FIRST_CHUNK, **params)
-    return Streamed(_item_chunks(store, chunks, url_base))
+    return Streamed(_item_chunks(store, first, first_chunk, chunks, chunk, url_base))
 
 
 def _checked(store: Store, dag_id: str, rows: list[Any]) -> list[Any]:
@@ -96,11 +102,21 @@ def _checked(store: Store, dag_id: str, rows: list[Any]) -> list[Any]:
     return rows
 
 
-def _item_chunks(store: Store, chunks: Iterator[list[Any]],
+def _item_chunks(store: Store, first: list[Any], first_chunk: int,
+                 chunks: Iterator[list[Any]], chunk: int,
                  url_base: str) -> Iterator[list[dict[str, Any]]]:
+    """The items of ``first``'s first ``first_chunk`` rows, then of the rest in lists
+    of ``chunk`` (the last shorter): the first fetch's extra row waits for the next."""
     try:
+        yield _run_items(store, first[:first_chunk], url_base)
+        pending = first[first_chunk:]
         for rows in chunks:
-            yield _run_items(store, rows, url_base)
+            pending.extend(rows)
+            while len(pending) > chunk:
+                yield _run_items(store, pending[:chunk], url_base)
+                del pending[:chunk]
+        if pending:
+            yield _run_items(store, pending, url_base)
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Text, bindparam, cast, select
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import BindParameter
 
 from api_plugin.dates import parse_datetime
 from api_plugin.errors import NotFound
@@ -63,8 +64,20 @@ def get_task_instance(
 
 
 def _task_instance_query(t: Tables) -> Select[Any]:
-    """The DAG, its serialized hash, the run at a date and one of its task instances."""
+    """The DAG, its serialized hash, the run at a date and one of its task instances.
+
+    PostgreSQL plans this query on every request (no server-side prepares, for
+    PgBouncer), and at a million runs planning was most of its cost: a join clause
+    between two large tables (``task_instance.run_id = dag_run.run_id``, each side's
+    ``dag_id``) has the planner compare both columns' statistics (most common values,
+    index ends). So every outer join here is on bound values only: the DAG's id (the
+    DAG's row is the one with it), the date, and the run's key found by a scalar
+    subquery (``Tables.instances_of_run_at``). Same rows, same errors; planning at
+    10,000 DAGs / 1M runs took 0.25 ms instead of 0.63 ms, no more than at 10 DAGs.
+    """
     dag, sd, dr, ti = t.dag, t.serialized_dag, t.dag_run, t.task_instance
+    dag_id: BindParameter[Any] = bindparam("dag_id")
+    when: BindParameter[Any] = bindparam("when")
     run_columns = [dr.c.id.label("run_pk"), dr.c.run_id.label("run_run_id"),
                    dr.c.state.label("run_state"), t.run_date.label("run_date"),
                    *[dr.c[name].label(f"run_{name}") for name in _RUN_COLUMNS if name in dr.c]]
@@ -73,11 +86,12 @@ def _task_instance_query(t: Tables) -> Select[Any]:
                sd.c.dag_id.label("sd_dag_id"), *run_columns,
                *[_as_stored(c).label(f"ti__{c.name}") for c in ti.c])
         .select_from(
-            dag.outerjoin(sd, t.serialized_of(dag.c.dag_id))
-            .outerjoin(dr, (dr.c.dag_id == dag.c.dag_id) & (t.run_date == bindparam("when")))
-            .outerjoin(ti, t.instances_of_run(dr) & (ti.c.task_id == bindparam("task_id")))
+            dag.outerjoin(sd, t.serialized_of(dag_id))
+            .outerjoin(dr, (dr.c.dag_id == dag_id) & (t.run_date == when))
+            .outerjoin(ti, t.instances_of_run_at(dag_id, when)
+                       & (ti.c.task_id == bindparam("task_id")))
         )
-        .where(dag.c.dag_id == bindparam("dag_id"))
+        .where(dag.c.dag_id == dag_id)
         .limit(1)
     )
 

@@ -210,7 +210,7 @@ class Store:
         """The rows of ``build``'s query in lists of at most ``chunk`` (the first of at
         most ``first``), fetched as they are asked for (``Prepared.stream``), each fetch
         inside the boundary; closing the iterator gives the connection back."""
-        rows = self.prepared(build).stream(self.engine, chunk, first, **values)
+        rows = self.prepared(build).stream(chunk, first, **values)
         try:
             while True:
                 with BOUNDARY:

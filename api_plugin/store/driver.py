@@ -33,15 +33,22 @@ class CommitSent(DBAPIError):
 @contextmanager
 def driver_cursor(engine: Engine, statement: str | None = None,
                   values: Mapping[str, Any] | None = None, *, name: str | None = None,
-                  end: Literal["commit", "rollback"] | None = None
-                  ) -> Iterator[Any]:
+                  end: Literal["commit", "rollback"] | None = None,
+                  client_binding: bool = False) -> Iterator[Any]:
     """A cursor on a connection from ``engine``'s pool, for the block; a server-side
-    cursor when ``name`` is given. ``statement`` and ``values`` only label errors.
+    cursor when ``name`` is given; with ``client_binding``, one that sends its values
+    written into the text, so that one ``execute`` may carry several statements
+    (psycopg 3's ``ClientCursor``; psycopg2 always binds so). ``statement`` and
+    ``values`` only label errors.
 
     ``end``: None leaves the transaction alone (an autocommit connection, or the pool's
     reset on return); "commit" commits when the block ends well and rolls back when it
     raises; "rollback" always rolls back, once the cursor is closed (a read transaction,
-    and with it a server-side cursor). A dropped connection is never rolled back.
+    and with it a server-side cursor). On an autocommit PostgreSQL connection (the read
+    pool, which has no reset on return) a transaction the block began with its own
+    ``BEGIN`` is unknown to the driver, so ROLLBACK is sent as a statement; a
+    connection that cannot be rolled back is invalidated rather than pooled with its
+    transaction open. A dropped connection is never rolled back.
     """
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
@@ -51,7 +58,12 @@ def driver_cursor(engine: Engine, statement: str | None = None,
                                   connection_invalidated=True) from exc
     cursor, dropped, failed = None, False, False
     try:
-        cursor = raw.cursor() if name is None else raw.cursor(name=name)
+        if client_binding and engine.dialect.driver == "psycopg":
+            import psycopg
+
+            cursor = psycopg.ClientCursor(raw.dbapi_connection)  # type: ignore[call-overload]
+        else:
+            cursor = raw.cursor() if name is None else raw.cursor(name=name)
         yield cursor
         if end == "commit":
             raw.commit()
@@ -70,8 +82,7 @@ def driver_cursor(engine: Engine, statement: str | None = None,
             with suppress(dbapi_error):
                 cursor.close()
         if not dropped and (end == "rollback" or (end == "commit" and failed)):
-            with suppress(dbapi_error):
-                raw.rollback()
+            _roll_back(engine, raw, dbapi_error)
         raw.close()
 
 
@@ -106,13 +117,13 @@ def driver_transaction(engine: Engine, begin: str = "BEGIN") -> Iterator[Any]:
         if dropped:
             raw.invalidate(exc)
         else:
-            _roll_back(raw, cursor, dbapi_error)
+            _abort(raw, cursor, dbapi_error)
         if committing:
             raise CommitSent("COMMIT", None, exc, connection_invalidated=dropped) from exc
         raise DBAPIError.instance(None, None, exc, dbapi_error,
                                   connection_invalidated=dropped) from exc
     except BaseException:
-        _roll_back(raw, cursor, dbapi_error)
+        _abort(raw, cursor, dbapi_error)
         raise
     finally:
         if cursor is not None and not dropped:
@@ -121,11 +132,28 @@ def driver_transaction(engine: Engine, begin: str = "BEGIN") -> Iterator[Any]:
         raw.close()
 
 
-def _roll_back(raw: Any, cursor: Any, dbapi_error: type[Exception]) -> None:
-    """End the failed transaction; a connection that cannot is not pooled again."""
+def _abort(raw: Any, cursor: Any, dbapi_error: type[Exception]) -> None:
+    """Send ROLLBACK on the write's own cursor; a connection that cannot end its
+    transaction is invalidated, never pooled inside it."""
     try:
         if cursor is None:
             return
         cursor.execute("ROLLBACK")
+    except dbapi_error as exc:
+        raw.invalidate(exc)
+
+
+def _roll_back(engine: Engine, raw: Any, dbapi_error: type[Exception]) -> None:
+    """End ``raw``'s transaction (see ``driver_cursor``'s ``end``)."""
+    if engine.dialect.name != "postgresql" or raw.dbapi_connection.autocommit is not True:
+        with suppress(dbapi_error):
+            raw.rollback()
+        return
+    try:
+        cursor = raw.dbapi_connection.cursor()
+        try:
+            cursor.execute("ROLLBACK")
+        finally:
+            cursor.close()
     except dbapi_error as exc:
         raw.invalidate(exc)

@@ -15,7 +15,6 @@ module-level function of the store's ``Tables``, which is what names the query.
 
 from __future__ import annotations
 
-import itertools
 from collections import namedtuple
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
@@ -29,8 +28,9 @@ from api_plugin.store.driver import driver_cursor
 
 Processor = Callable[[Any], Any] | None
 
-#: Names for server-side cursors, unique within the process.
-_STREAMS = itertools.count(1)
+#: The name of a streamed list's cursor on the server: it lives in its own transaction,
+#: so one name serves every stream.
+STREAM_CURSOR = "api_plugin_stream"
 
 
 class Prepared:
@@ -101,24 +101,66 @@ class Prepared:
             out.append(make(cells))
         return out
 
-    def stream(self, engine: Engine, chunk: int, first: int | None = None,
+    def stream(self, chunk: int, first: int | None = None,
                **values: Any) -> Generator[list[Any], None, None]:
         """The rows in lists of at most ``chunk`` (the first of at most ``first``, so
         it comes sooner), fetched from the server as they are asked for: the whole
         answer is never in this process at once.
 
-        Runs on ``engine`` (the store's transactional engine, not the autocommit read
-        pool): on PostgreSQL a server-side cursor (``DECLARE`` / ``FETCH FORWARD
-        chunk``, both drivers) lives inside a transaction, which also keeps the whole
-        stream one snapshot, and works through PgBouncer in transaction mode. SQLite's
-        cursor steps through the result lazily by itself. The connection goes back to
-        the pool when the generator ends or is closed. Driver errors come out as
-        SQLAlchemy's ``DBAPIError`` family, as from ``all()``.
+        On PostgreSQL (both drivers) a cursor on the server, in one transaction (so the
+        whole stream is one snapshot), on the read pool: its first rows come in one
+        round trip, ``BEGIN``, ``DECLARE`` and the first ``FETCH FORWARD`` sent as one
+        message (``_on_server``), as soon as a page's would. Nothing outlives the
+        transaction, so it works through PgBouncer in transaction mode. SQLite's cursor
+        steps through the result lazily by itself. The connection goes back to the pool
+        when the generator ends or is closed. A connection the server dropped is found
+        by the first message and the stream begun once more on a fresh pool, as
+        ``all()`` does; driver errors come out as SQLAlchemy's ``DBAPIError`` family.
         """
-        server_side = engine.dialect.supports_server_side_cursors
-        name = f"api_plugin_stream_{next(_STREAMS)}" if server_side else None
-        # Rolled back at the end: that ends the read transaction (and a server-side cursor).
-        with driver_cursor(engine, self.sql, values, name=name, end="rollback") as cursor:
+        if self.engine.dialect.name != "postgresql":
+            yield from self._stream_lazily(chunk, first, values)
+            return
+        began = False
+        try:
+            for rows in self._on_server(chunk, first, values):
+                began = True
+                yield rows
+        except DBAPIError as exc:
+            if began or not exc.connection_invalidated:
+                raise
+            self.engine.dispose()
+            yield from self._on_server(chunk, first, values)
+
+    def _on_server(self, chunk: int, first: int | None,
+                   values: Mapping[str, Any]) -> Generator[list[Any], None, None]:
+        """``stream`` through ``DECLARE``'d cursor; the values are written into the text
+        by the driver (several statements go in one message only so)."""
+        size = first or chunk
+        opening = (f"BEGIN READ ONLY; DECLARE {STREAM_CURSOR} NO SCROLL CURSOR FOR {self.sql}; "
+                   f"FETCH FORWARD {size} FROM {STREAM_CURSOR}")
+        # Rolled back at the end: that ends the read transaction, and the cursor with it.
+        with driver_cursor(self.engine, self.sql, values, end="rollback",
+                           client_binding=True) as cursor:
+            cursor.execute(opening, self._parameters(values))
+            if self.engine.dialect.driver == "psycopg":
+                while cursor.nextset():  # psycopg 3 stops at each statement's result
+                    pass
+            while True:
+                rows = cursor.fetchall()
+                if self.result_processors is None and cursor.description is not None:
+                    self.result_processors = self._processors(cursor.description)
+                if not rows:
+                    break
+                yield self._rows(list(rows))
+                if len(rows) < size:
+                    break
+                size = chunk
+                cursor.execute(f"FETCH FORWARD {size} FROM {STREAM_CURSOR}")
+
+    def _stream_lazily(self, chunk: int, first: int | None,
+                       values: Mapping[str, Any]) -> Generator[list[Any], None, None]:
+        """``stream`` on a driver whose cursor fetches lazily by itself (SQLite)."""
+        with driver_cursor(self.engine, self.sql, values, end="rollback") as cursor:
             cursor.execute(self.sql, self._parameters(values))
             size = first or chunk
             while True:

@@ -98,6 +98,23 @@ class Tables:
         return and_(ti.c.dag_id == dag_run.c.dag_id, ti.c.run_id == dag_run.c.run_id,
                     ti.c.map_index == -1)
 
+    def instances_of_run_at(self, dag_id: ColumnElement[Any],
+                            when: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Condition: ``task_instance`` rows (unmapped) of the DAG's run at ``when``,
+        whose key (run_id; 1.10: the date) is looked up by a scalar subquery rather
+        than joined to a ``dag_run`` row: the query then has no join clause between
+        two large tables for PostgreSQL's planner to estimate (see
+        ``services/tasks.py``). Every flavor's ``dag_run`` is unique on (dag_id, date);
+        ``LIMIT 1`` keeps a database that breaks that from failing the query."""
+        ti, run = self.task_instance, self.dag_run.alias("run_at")
+        key = "run_id" if "run_id" in ti.c else "execution_date"
+        run_key = (select(run.c[key])
+                   .where(run.c.dag_id == dag_id, run.c[self.run_date.key] == when)
+                   .limit(1).scalar_subquery())
+        if key == "execution_date":  # 1.10 keys them by date
+            return and_(ti.c.dag_id == dag_id, ti.c.execution_date == run_key)
+        return and_(ti.c.dag_id == dag_id, ti.c.run_id == run_key, ti.c.map_index == -1)
+
 
 ColumnFilter = Callable[[str, str], bool]
 
