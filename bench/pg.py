@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import shutil
 import statistics
@@ -198,6 +199,8 @@ def scale(args: argparse.Namespace, env: dict[str, str]) -> None:
                 proc, servers[tag + size] = plugin(url, env, code=code)
                 procs.append(proc)
         results = side_by_side(servers, args.seconds, args.connections, "example_etl", "load")
+        latest = {name: latest_runs_costs(port, args.seconds, args.connections)
+                  for name, port in servers.items()}
     finally:
         for proc in procs:
             stop(proc)
@@ -213,6 +216,45 @@ def scale(args: argparse.Namespace, env: dict[str, str]) -> None:
             print(f"{name:<15}{s.p50_ms:>10.2f}{b.p50_ms:>9.2f}"
                   f"{b.p50_ms / max(s.p50_ms, 1e-6):>7.2f}x"
                   f"{s.rps:>11.0f}{b.rps:>9.0f}{s.non_2xx + b.non_2xx:>8}")
+        small_costs, big_costs = latest[tag + "small"], latest[tag + "big"]
+        for label, key in (("latest_runs, Accept-Encoding: gzip (p50 ms)", "gzip"),
+                           ("latest_runs rebuilt after a commit (median ms)", "rebuilt")):
+            print(f"{label:<48}{small_costs[key]:>8.2f}{big_costs[key]:>9.2f}"
+                  f"{big_costs[key] / max(small_costs[key], 1e-6):>7.2f}x")
+        print(f"{'latest_runs body (bytes): plain, gzipped':<48}"
+              f"{big_costs['plain_bytes']:>10.0f}{big_costs['gzip_bytes']:>9.0f}")
+
+
+def latest_runs_costs(port: int, seconds: int, connections: int) -> dict[str, float]:
+    """latest_runs as a gzip-accepting client (requests, curl --compressed) gets it: p50
+    under wrk; its body sizes; and the median time of a request that finds the kept copy
+    stale (each after a pool write, which commits and so changes the snapshot), which is
+    what every request costs while a scheduler commits all the time."""
+    path = "/api/experimental/latest_runs"
+    zipped = wrk(f"http://127.0.0.1:{port}{path}", seconds, connections,
+                 headers={"Accept-Encoding": "gzip"})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    took, sizes = [], {}
+    try:
+        for encoding in ("identity", "gzip"):
+            conn.request("GET", path, headers={"Accept-Encoding": encoding})
+            sizes[encoding] = float(len(conn.getresponse().read()))
+        for n in range(9):
+            conn.request("POST", "/api/experimental/pools",
+                         body=json.dumps({"name": "bench_touch", "slots": n + 1,
+                                          "description": ""}),
+                         headers={"Content-Type": "application/json"})
+            conn.getresponse().read()
+            began = time.perf_counter()
+            conn.request("GET", path)
+            conn.getresponse().read()
+            took.append((time.perf_counter() - began) * 1000)
+        conn.request("DELETE", "/api/experimental/pools/bench_touch")
+        conn.getresponse().read()
+    finally:
+        conn.close()
+    return {"gzip": zipped.p50_ms, "rebuilt": statistics.median(took),
+            "plain_bytes": sizes["identity"], "gzip_bytes": sizes["gzip"]}
 
 
 # ------------------------------------------------------------------- streaming

@@ -19,7 +19,7 @@ from api_plugin.errors import (
 )
 from api_plugin.settings.config import DEFAULT_CONFIG, DEFAULT_PREFIX, Config
 from api_plugin.store import Store
-from api_plugin.web.rendering import Streamed, render_json
+from api_plugin.web.rendering import Rendered, Streamed, accepts_gzip, render_json
 from api_plugin.web.routes import build_url_map
 from api_plugin.web.views import Context, PlainText
 from api_plugin.web.web_input import check_query, check_route_arguments
@@ -65,6 +65,7 @@ class ApiApp:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         ctx = Context(self, environ)
         stream: Generator[bytes, None, None] | None = None
+        extra_headers: list[tuple[str, str]] = []
         try:
             view, args = self._routes.match(
                 wsgi_text(environ.get("PATH_INFO", "")) or "/",
@@ -83,11 +84,17 @@ class ApiApp:
                 content_type = "text/plain; charset=utf-8"
             else:
                 body, content_type = render_json(result), JSON_TYPE
+                if isinstance(result, Rendered) and (zipped := result.gzipped()) is not None:
+                    # The answer differs by Accept-Encoding: caches must key on it.
+                    extra_headers = [("Vary", "Accept-Encoding")]
+                    if accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")):
+                        body = zipped
+                        extra_headers.append(("Content-Encoding", "gzip"))
         except Exception as exc:  # every failure is answered as an ApiError
             if stream is not None:
                 stream.close()
             return self._as_error(exc, ctx)(environ, start_response)
-        headers = [("Content-Type", content_type)]
+        headers = [("Content-Type", content_type), *extra_headers]
         if stream is None:
             headers.append(("Content-Length", str(len(body))))
         start_response(_OK, headers)
