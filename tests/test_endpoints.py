@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from api_plugin.store.safe_pickle import loads_conf
 from api_plugin.store.tables import AIRFLOW1, AIRFLOW2, AIRFLOW3
@@ -425,6 +425,76 @@ def test_latest_runs(api: ApiHarness) -> None:
                 api.store.tables.dag_run.c.dag_id == "etl_nightly"))
     items = ok(api.get("/latest_runs"))["items"]
     assert [i["dag_id"] for i in items] == ["example_etl"]
+
+
+def test_latest_runs_is_each_dags_newest_run(api: ApiHarness) -> None:
+    """Several DAGs with several runs each, inserted out of date order (a newer row with
+    an older date): each DAG's run that comes last in the flavor's order (3.x:
+    ``run_after``, whose logical date may be older, or none), with its dates written as
+    the run list writes them (microseconds only when there are some, no start date
+    ``""``) and its UI link as the flavor builds it; on every backend's query form."""
+    t = api.store.tables
+    ok(trigger(api, execution_date="2024-12-01T00:00:00"))
+    with api.store.engine.begin() as conn:
+        template = dict(conn.execute(select(t.dag_run)).mappings().one())
+        conn.execute(delete(t.dag_run))
+    airflow3 = api.flavor == AIRFLOW3
+
+    def when(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    # (dag_id, order date, logical date (3.x only, else the order date), start date),
+    # in insertion order: the expected newest run of each DAG is marked.
+    runs = [
+        ("b_dag", "2025-03-01T00:00:00", None, "2025-03-01T00:00:05.5"),  # newest
+        ("b_dag", "2025-01-01T00:00:00", None, None),
+        ("b_dag", "2025-02-01T00:00:00", None, "2025-02-01T00:01:00"),
+        ("a.dag-1", "2025-01-05T00:00:00", None, None),
+        ("a.dag-1", "2025-06-01T12:30:00.250000", None, "2025-06-01T12:31:00"),  # newest
+        ("c dag/é", "2025-04-02T00:00:00", None, "2025-04-02T00:00:00"),
+        ("c dag/é", "2025-04-03T00:00:00.000001", None, None),  # newest
+        ("c dag/é", "2025-04-01T00:00:00", None, "2025-04-01T00:00:00"),
+        ("d_dag", "2025-05-01T00:00:00", "2025-01-01T00:00:00", None),  # newest
+        ("d_dag", "2025-04-01T00:00:00", "2025-04-01T00:00:00", None),
+        ("e_dag", "2025-02-01T00:00:00", "2025-02-01T00:00:00", None),
+        ("e_dag", "2025-07-01T00:00:00", "", "2025-07-01T00:00:00"),  # newest
+        ("single", "2024-01-01T00:00:00", None, "2024-01-01T00:00:00.000010"),  # newest
+    ]
+    rows, newest = [], {}
+    for number, (dag_id, order, logical, started) in enumerate(runs):
+        run_date = when(order)
+        if airflow3 and logical is not None:
+            run_date = when(logical) if logical else None  # 3.x: "" is a run with none
+        row = {**template, "dag_id": dag_id, "run_id": f"manual__{number}",
+               t.run_date.key: run_date, "start_date": started and when(started)}
+        row.pop("id")
+        if airflow3:
+            row["run_after"] = when(order)
+        rows.append(row)
+        if dag_id not in newest or when(order) > newest[dag_id][0]:
+            newest[dag_id] = (when(order), row)
+    with api.store.engine.begin() as conn:
+        conn.execute(insert(t.dag_run), rows)
+    items = ok(api.get("/latest_runs"))["items"]
+    flavor = api.store.flavor
+    assert items == [
+        {"dag_id": dag_id,
+         "execution_date": None if row[t.run_date.key] is None
+         else row[t.run_date.key].isoformat(),
+         "start_date": row["start_date"].isoformat() if row["start_date"] else "",
+         "dag_run_url": flavor.run_url(dag_id, row[t.run_date.key], row["run_id"], "")}
+        for dag_id, (_, row) in sorted(newest.items())
+    ]
+    assert [i["dag_id"] for i in items] == ["a.dag-1", "b_dag", "c dag/é", "d_dag", "e_dag",
+                                            "single"]
+    assert [i["execution_date"] for i in items] == [
+        "2025-06-01T12:30:00.250000+00:00", "2025-03-01T00:00:00+00:00",
+        "2025-04-03T00:00:00.000001+00:00",
+        "2025-01-01T00:00:00+00:00" if airflow3 else "2025-05-01T00:00:00+00:00",
+        None if airflow3 else "2025-07-01T00:00:00+00:00", "2024-01-01T00:00:00+00:00"]
+    assert [i["start_date"] for i in items] == [
+        "2025-06-01T12:31:00+00:00", "2025-03-01T00:00:05.500000+00:00", "", "",
+        "2025-07-01T00:00:00+00:00", "2024-01-01T00:00:00.000010+00:00"]
 
 
 # 10-13. pools

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, bindparam, exists, func, select
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    UniqueConstraint,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.sql import Select
 
 from api_plugin.dates import isoformat, parse_datetime
 from api_plugin.errors import BadRequest, NotFound
-from api_plugin.services.common import dag_not_in_model, dag_run_url, shown_date
+from api_plugin.services.common import dag_not_in_model, shown_date
 from api_plugin.store import QueryBuilder, Store
 from api_plugin.store.tables import Tables
 from api_plugin.web.rendering import Rendered, Streamed
@@ -159,11 +171,6 @@ def _run_items(store: Store, rows: list[Any], url_base: str) -> list[dict[str, A
     return items
 
 
-def _run_date(when: Any) -> str | None:
-    """A run's date in an answer: ISO 8601, or null for a 3.x run that has none."""
-    return isoformat(when) if when is not None else None
-
-
 NO_LIMIT = 2**62
 
 
@@ -242,29 +249,107 @@ def run_not_found(store: Store, dag_id: str, when: Any) -> NotFound:
     return NotFound(f"Dag Run for date {shown_date(store, when)} not found in dag {dag_id}")
 
 
-def _latest_runs_query(t: Tables) -> Select[Any]:
-    """Each dag_id's newest run, by seeking the index on its ``dag_id``.
-
-    A GROUP BY reads every run (20 ms at 100,000 runs on SQLite); instead a recursive
-    query hops from one dag_id to the next through the index, and for each takes the
-    id of the run that comes last in date order: two index seeks per DAG.
-    """
-    dr = t.dag_run
-    step, newest = dr.alias("step"), dr.alias("newest")
+def _dag_ids(t: Tables) -> Any:
+    """Every dag_id that has runs, in order: a recursive query hopping from one to the
+    next through the index on ``dag_run.dag_id`` (a GROUP BY or DISTINCT reads every
+    run: 20 ms at 100,000 runs on SQLite)."""
+    dr, step = t.dag_run, t.dag_run.alias("step")
     ids = select(func.min(dr.c.dag_id).label("dag_id")).cte("ids", recursive=True)
-    ids = ids.union_all(
+    return ids.union_all(
         select(select(func.min(step.c.dag_id)).where(step.c.dag_id > ids.c.dag_id)
                .scalar_subquery())
         .where(ids.c.dag_id.is_not(None))
     )
-    order = newest.c[t.run_order.name]
+
+
+def _latest_runs_query(t: Tables) -> Select[Any]:
+    """Each dag_id's newest run (``latest_runs``) where there is no LATERAL (SQLite):
+    for each dag_id (``_dag_ids``), the id of the run that comes last in date order,
+    then that run by its id; two index seeks per DAG and a primary key lookup."""
+    dr, newest = t.dag_run, t.dag_run.alias("newest")
+    ids = _dag_ids(t)
     latest = (select(newest.c.id).where(newest.c.dag_id == ids.c.dag_id)
-              .order_by(order.desc()).limit(1).scalar_subquery())
+              .order_by(newest.c[t.run_order.name].desc()).limit(1).scalar_subquery())
     return (
         select(dr.c.dag_id, t.run_date.label("execution_date"), dr.c.start_date, dr.c.run_id)
         .select_from(ids.join(dr, (dr.c.dag_id == ids.c.dag_id) & (dr.c.id == latest)))
         .order_by(dr.c.dag_id)
     )
+
+
+#: ``LIMIT 1`` written in the SQL, not bound: a plan PostgreSQL makes once for a prepared
+#: statement (psycopg's prepare_threshold) then knows that it seeks one row.
+_ONE = literal_column("1", Integer)
+
+
+def _latest_runs_walk_query(t: Tables) -> Select[Any]:
+    """``_latest_runs_query`` on PostgreSQL when an index leads with ``(dag_id,
+    run_order)`` (1.x and 2.x: the unique ``(dag_id, execution_date)``): one seek per
+    DAG. A recursive query walks that index backwards, each step taking the first entry
+    below the last dag_id, which is the next dag_id's newest run, its columns with it.
+    At 10,000 DAGs and a million runs the server spends about 150 ms on it against
+    220 ms on ``_latest_runs_query`` (two seeks and a lookup per DAG)."""
+    dr, below = t.dag_run, t.dag_run.alias("below")
+
+    def newest(runs: Any) -> Select[Any]:
+        return (select(runs.c.dag_id, runs.c[t.run_date.name].label("execution_date"),
+                       runs.c.start_date, runs.c.run_id)
+                .order_by(runs.c.dag_id.desc(), runs.c[t.run_order.name].desc())
+                .limit(_ONE))
+
+    walk = newest(dr).cte("walk", recursive=True)
+    step = newest(below).where(below.c.dag_id < walk.c.dag_id).lateral("step")
+    walk = walk.union_all(select(*step.c).select_from(walk.join(step, true())))
+    return _dates_written(walk.c.dag_id, walk.c.execution_date, walk.c.start_date,
+                          walk.c.run_id)
+
+
+def _latest_runs_lateral_query(t: Tables) -> Select[Any]:
+    """``_latest_runs_query`` on PostgreSQL when no index leads with ``(dag_id,
+    run_order)`` (3.x orders by ``run_after``): for each dag_id (``_dag_ids``) the
+    newest run's columns from a LATERAL subquery, with no lookup by id after it."""
+    ids, newest = _dag_ids(t), t.dag_run.alias("newest")
+    run = (select(newest.c[t.run_date.name].label("execution_date"), newest.c.start_date,
+                  newest.c.run_id)
+           .where(newest.c.dag_id == ids.c.dag_id)
+           .order_by(newest.c[t.run_order.name].desc()).limit(_ONE).lateral("run"))
+    return _dates_written(ids.c.dag_id, run.c.execution_date, run.c.start_date,
+                          run.c.run_id).select_from(ids.join(run, true()))
+
+
+def _dates_written(dag_id: Any, execution_date: Any, start_date: Any,
+                   run_id: Any) -> Select[Any]:
+    """PostgreSQL's latest_runs rows, by dag_id, with their dates as the answer writes
+    them (``_iso_text``; no start date is ``""``): at 10,000 DAGs this saves the
+    driver's reading of 20,000 datetimes, their conversion to UTC and Python's
+    writing of them, for about as much time on the server as its usual writing."""
+    return (
+        select(dag_id, _iso_text(execution_date).label("execution_date"),
+               func.coalesce(_iso_text(start_date), literal_column("''")).label("start_date"),
+               run_id)
+        .order_by(dag_id)
+    )
+
+
+def _iso_text(column: Any) -> Any:
+    """PostgreSQL: a date column written as ``datetime.isoformat()`` writes its value
+    in UTC: ``2025-01-01T00:00:00+00:00``, with ``.ffffff`` only when there are
+    microseconds; NULL stays NULL. Whatever the session's time zone."""
+    utc = func.timezone(literal_column("'UTC'"), column)
+
+    def written(pattern: str) -> Any:
+        return func.to_char(utc, literal_column(f"""'YYYY-MM-DD"T"HH24:MI:SS{pattern}"+00:00"'"""))
+
+    return case((func.date_trunc(literal_column("'second'"), utc) == utc, written("")),
+                else_=written(".US"))
+
+
+def _run_order_indexed(t: Tables) -> bool:
+    """Whether an index of ``dag_run`` is on ``(dag_id, run_order)``, in that order."""
+    wanted = ["dag_id", t.run_order.name]
+    return any([c.name for c in index.columns] == wanted
+               for index in (*t.dag_run.indexes, *t.dag_run.constraints)
+               if isinstance(index, Index | UniqueConstraint))
 
 
 def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
@@ -278,21 +363,30 @@ def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
         cached = store.cache.get(("latest_runs", url_base))
         if cached is not None and cached[0] == marker:
             return cast(dict[str, Any], cached[1])
-    rows = store.prepared(_latest_runs_query).all()
-    result = {
-        "items": [
-            {
-                "dag_id": row.dag_id,
-                "execution_date": _run_date(row.execution_date),
-                "start_date": isoformat(row.start_date),
-                "dag_run_url": dag_run_url(store, row.dag_id, row.execution_date, row.run_id,
-                                           url_base),
-            }
-            for row in rows
-        ]
-    }
+    rows: Iterable[Any]
+    if store.is_postgresql:
+        build = (_latest_runs_walk_query if _run_order_indexed(store.tables)
+                 else _latest_runs_lateral_query)
+        rows = store.prepared(build).all()  # its dates already written
+    else:
+        rows = _dates_in_python(store.prepared(_latest_runs_query).all())
+    # The hot loop of a rebuild (10,000 rows at 10,000 DAGs): each date is written once,
+    # for its field and for the link (``run_link``), as in ``_run_items``.
+    link = store.flavor.run_link
+    result: dict[str, Any] = {"items": [
+        {"dag_id": dag_id, "execution_date": run_date, "start_date": start_date,
+         "dag_run_url": link(dag_id, run_id, run_date, url_base)}
+        for dag_id, run_date, start_date, run_id in rows]}
     if marker is not None:
         # Kept with its JSON already encoded: a cache hit then costs no encoding either.
         result = Rendered(result)
         store.cache[("latest_runs", url_base)] = (marker, result)
     return result
+
+
+def _dates_in_python(rows: list[Any]) -> Iterator[tuple[Any, str | None, str, Any]]:
+    """``_latest_runs_query``'s rows with their dates written as ``_dates_written``
+    writes them on PostgreSQL (the rows' dates are in UTC already: ``UtcDateTime``)."""
+    for dag_id, when, started, run_id in rows:
+        yield (dag_id, None if when is None else when.isoformat(),  # 3.x: may have none
+               "" if started is None else started.isoformat(), run_id)

@@ -169,6 +169,10 @@ class Store:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    @property
+    def is_postgresql(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection inside a read transaction, inside the boundary."""
