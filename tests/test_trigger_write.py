@@ -154,3 +154,68 @@ def test_a_failed_statement_leaves_no_open_transaction_in_the_pool(pg_store: Sto
     finally:
         raw.close()
     assert outside_a_transaction and written == 0
+
+
+def _audit_rows(api: ApiHarness) -> int:
+    log = api.store.tables.log
+    if log is None:
+        return 0
+    with api.store.read() as conn:
+        return len(conn.execute(select(log.c.id)).all())
+
+
+def test_a_clash_writes_no_task_instance_and_no_audit_row(api: ApiHarness) -> None:
+    """The task instances and the audit row go only with a run that was written (on
+    PostgreSQL they are parts of the run's one statement, conditioned on it)."""
+    first = api.post("/dags/example_etl/dag_runs", json={"execution_date": WHEN,
+                                                          "run_id": "first"})
+    assert first.status_code == 200
+    before = (_runs(api), _task_ids(api), _audit_rows(api))
+    for clash in ({"execution_date": WHEN, "run_id": "other"},
+                  {"run_id": "first", "execution_date": "2026-03-02T00:00:00+00:00"}):
+        assert api.post("/dags/example_etl/dag_runs", json=clash).status_code == 409
+    assert (_runs(api), _task_ids(api), _audit_rows(api)) == before
+    assert before[2] == (1 if api.flavor == "airflow3" else 0)
+
+
+class _Recording:
+    """A pooled connection whose cursors record every statement sent."""
+
+    def __init__(self, raw: Any, sent: list[str]) -> None:
+        self._raw, self._sent = raw, sent
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        cursor, sent = self._raw.cursor(*args, **kwargs), self._sent
+
+        class Cursor:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(cursor, name)
+
+            def execute(self, sql: str, *rest: Any) -> Any:
+                sent.append(sql.split(None, 1)[0].upper())
+                return cursor.execute(sql, *rest)
+
+        return Cursor()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_write_is_three_statements(
+        pg_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BEGIN, one statement writing the run and its task instances, COMMIT; a clash
+    is the same three, with nothing written."""
+    sent: list[str] = []
+    pool = pg_store.read_engine
+    connect = pool.raw_connection
+    monkeypatch.setattr(pool, "raw_connection", lambda: _Recording(connect(), sent))
+    assert pg_store.insert_run(*_rows("one4"), None, **_clash("one4"))
+    assert sent == ["BEGIN", "WITH", "COMMIT"]
+    sent.clear()
+    assert not pg_store.insert_run(*_rows("one4"), None, **_clash("one4"))
+    assert sent == ["BEGIN", "WITH", "COMMIT"]
+    ti = pg_store.tables.task_instance
+    with pg_store.read() as conn:
+        assert conn.scalars(select(ti.c.task_id).where(ti.c.run_id == "one4")).all() == [
+            "extract"]
