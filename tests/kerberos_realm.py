@@ -8,6 +8,7 @@ canonicalisation is off so the service principal is exactly the host in the URL.
 from __future__ import annotations
 
 import os
+import random
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,14 +17,28 @@ from typing import Any
 SERVICES = ("HTTP/localhost", "airflow/localhost")
 
 
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands to outgoing connections (32768 by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_block(size: int = 10) -> int:
-    """A base port with ``size`` free ports after it (k5test uses several)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + size > 65000:
-            continue
+    """A base port with ``size`` free ports after it (k5test uses several).
+
+    Looked for below the ephemeral range: there no outgoing connection takes a port,
+    so a block is free even right after suites that opened tens of thousands of
+    connections (each leaves its client port in TIME_WAIT for a minute, and inside the
+    ephemeral range 50 tries then found no 10 free ports in a row)."""
+    top = min(_ephemeral_floor(), 65000) - size
+    if top < 20000:  # an ephemeral range that starts low: look anywhere above 20000
+        top = 65000 - size
+    bottom = 20000
+    for _ in range(200):
+        base = random.randrange(bottom, top + 1)
         sockets: list[socket.socket] = []
         try:
             for port in range(base, base + size):
