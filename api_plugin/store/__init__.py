@@ -58,7 +58,7 @@ from api_plugin.store.run_writes import (
     CLASH_DAG_ID,
     CLASH_RUN_ID,
     CLASH_WHEN,
-    CombinedRunWrite,
+    ColumnarInsert,
     flat_rows,
     log_insert,
     run_clash_query,
@@ -117,7 +117,7 @@ class Store:
         self._prepared_inserts: OrderedDict[tuple[str, tuple[str, ...], int],
                                             PreparedInsert] = OrderedDict()
         self._inserts_lock = threading.Lock()
-        self._combined_writes: dict[tuple[tuple[str, ...], ...], CombinedRunWrite] = {}
+        self._columnar_inserts: dict[tuple[str, ...], ColumnarInsert] = {}
         #: Results kept while ``change_marker()`` is unchanged (see there).
         self.cache: dict[Any, tuple[int | str, Any]] = {}
         self._monitor: tuple[int, sqlite3.Connection] | None = None
@@ -261,14 +261,13 @@ class Store:
 
         The statements (``run_writes``): the run's INSERT, which writes nothing when a
         run clashes (no sequence id spent: runs get the ids Airflow would give them);
-        the task instances in one multi-row INSERT; the audit row. On PostgreSQL the
-        three are parts of one statement (``CombinedRunWrite``). The unique
+        the task instances in one multi-row INSERT; the audit row. The unique
         constraints on (dag_id, run_id) and (dag_id, date) that every Airflow schema has
         decide a race between two such writes: the loser's error is looked into, and
         answered as the clash it is.
 
         The transaction runs on the read pool's connections (autocommit, no ping:
-        ``driver_transaction``), so on PostgreSQL it is BEGIN, the one statement and COMMIT,
+        ``driver_transaction``), so on PostgreSQL it is BEGIN, the INSERTs and COMMIT,
         nothing else. A connection the server dropped is found by a statement before
         the COMMIT: nothing can have been written, so the pool is emptied and the whole
         transaction run once more on a fresh connection, as a read would be.
@@ -294,20 +293,16 @@ class Store:
                    audit_row: dict[str, Any] | None, *, dag_id: str, run_id: str,
                    when: Any) -> bool:
         """One attempt at ``insert_run``'s transaction."""
-        clash = {CLASH_DAG_ID: dag_id, CLASH_RUN_ID: run_id, CLASH_WHEN: when}
-        if self.is_postgresql:
-            combined = self._combined(tuple(run_row),
-                                      tuple(task_instance_rows[0]) if task_instance_rows else (),
-                                      tuple(audit_row) if audit_row else ())
-            with self._raw_write() as cursor:
-                if combined.execute(cursor, {**run_row, **clash}, task_instance_rows,
-                                    audit_row):
-                    return True
-            return False  # the statement wrote nothing; COMMIT ended an empty transaction
         run = self._insert("run", tuple(run_row))
-        batches = [(self._insert("task_instances", tuple(rows[0]), len(rows)), flat_rows(rows))
-                   for rows in task_instance_batches(task_instance_rows)]
+        batches: list[tuple[Any, Any]]
+        if self.engine.dialect.name == "postgresql" and task_instance_rows:
+            batches = [(self._columnar(tuple(task_instance_rows[0])), task_instance_rows)]
+        else:
+            batches = [(self._insert("task_instances", tuple(rows[0]), len(rows)),
+                        flat_rows(rows))
+                       for rows in task_instance_batches(task_instance_rows)]
         audit = self._insert("log", tuple(audit_row)) if audit_row else None
+        clash = {CLASH_DAG_ID: dag_id, CLASH_RUN_ID: run_id, CLASH_WHEN: when}
         try:
             with self._raw_write() as cursor:
                 run.execute(cursor, {**run_row, **clash})
@@ -341,15 +336,12 @@ class Store:
                 self._prepared_inserts.popitem(last=False)
         return found
 
-    def _combined(self, run_keys: tuple[str, ...], ti_keys: tuple[str, ...],
-                  log_keys: tuple[str, ...]) -> CombinedRunWrite:
-        """PostgreSQL's one-statement write for rows with these keys, built once (the
-        keys are the flavor's: a handful of sets at most)."""
-        key = (run_keys, ti_keys, log_keys)
-        found = self._combined_writes.get(key)
+    def _columnar(self, keys: tuple[str, ...]) -> ColumnarInsert:
+        """PostgreSQL's task instance INSERT for rows with these keys, built once."""
+        found = self._columnar_inserts.get(keys)
         if found is None:
-            found = self._combined_writes[key] = CombinedRunWrite(
-                self.engine, self.tables, self.has_log_template, *key)
+            found = self._columnar_inserts[keys] = ColumnarInsert(
+                self.engine.dialect, self.tables, keys)
         return found
 
     @contextmanager

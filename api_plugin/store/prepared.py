@@ -208,8 +208,7 @@ class PreparedInsert:
                       if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))
                       is not None]
 
-    def parameters(self, row: Mapping[str, Any]) -> Any:
-        """``row`` as the driver takes it: bind-processed, by name or by position."""
+    def _parameters(self, row: Mapping[str, Any]) -> Any:
         values = dict(row)
         for name, processor in self.steps:
             if name in values:
@@ -219,8 +218,8 @@ class PreparedInsert:
         return tuple(values[name] for name in self.positional)
 
     def execute(self, cursor: Any, row: Mapping[str, Any]) -> None:
-        cursor.execute(self.sql, self.parameters(row))
+        cursor.execute(self.sql, self._parameters(row))
 
     def executemany(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
         if rows:
-            cursor.executemany(self.sql, [self.parameters(row) for row in rows])
+            cursor.executemany(self.sql, [self._parameters(row) for row in rows])

@@ -1,7 +1,6 @@
 """The statements of a trigger's write: the run's INSERT (which looks for a clashing run
 itself), its task instances' multi-row INSERT, the audit log row's, and the query that
-finds a run clashing with a new one. On PostgreSQL the three INSERTs go as one statement
-(``CombinedRunWrite``).
+finds a run clashing with a new one.
 
 The rows themselves come from the flavor (``Flavor.run_row`` and friends); these are
 only the statements, each built from the store's tables and compiled once per set of
@@ -26,10 +25,8 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.sql import Select
 
-from api_plugin.store.prepared import PreparedInsert
 from api_plugin.store.tables import Tables
 
 #: The clash condition's parameters in the run INSERT (not columns of the row).
@@ -119,67 +116,14 @@ class ColumnarInsert:
     def _names(count: int) -> list[str]:
         return [f"c{i}" for i in range(count)]
 
-    def parameters(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        """The arrays ``sql`` takes for ``rows``."""
+    def execute(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
         values: dict[str, list[Any]] = {}
         for name, key, processor in zip(self._names(len(self.keys)), self.keys,
                                         self.processors, strict=True):
             column = [row[key] for row in rows]
             values[name] = column if processor is None else [
                 None if value is None else processor(value) for value in column]
-        return values
-
-
-#: The audit row's parameters in ``CombinedRunWrite`` (its keys would clash with the run's).
-LOG_PREFIX = "log__"
-
-
-class CombinedRunWrite:
-    """PostgreSQL: a trigger's run, its task instances and its audit row written by one
-    statement, so the write is BEGIN, this and COMMIT: three round trips, not five.
-
-    ``WITH run AS (<run_insert> RETURNING 1), tis AS (<ColumnarInsert> WHERE EXISTS
-    (SELECT 1 FROM run)), audit AS (INSERT INTO log ... SELECT ... WHERE EXISTS (SELECT
-    1 FROM run)) SELECT count(*) FROM run``: the task instances and the audit row are
-    written only when the run was (no clashing run), and the count says which. The
-    task instances' foreign key to their run is checked at the end of the statement,
-    when the run is in. A concurrent write of the same run fails the statement on the
-    unique constraint, as the separate INSERTs did.
-    """
-
-    def __init__(self, engine: Engine, t: Tables, has_log_template: bool,
-                 run_keys: tuple[str, ...], ti_keys: tuple[str, ...],
-                 log_keys: tuple[str, ...]) -> None:
-        written = "WHERE EXISTS (SELECT 1 FROM run)"
-        self.run = PreparedInsert(
-            engine, run_insert(t, has_log_template, run_keys).returning(literal_column("1")), ())
-        parts = [f"run AS ({self.run.sql})"]
-        self.tis = ColumnarInsert(engine.dialect, t, ti_keys) if ti_keys else None
-        if self.tis is not None:
-            parts.append(f"tis AS ({self.tis.sql} {written})")
-        self.log: PreparedInsert | None = None
-        if log_keys:
-            assert t.log is not None, "only for a flavor that writes an audit row"
-            values = select(*[_typed(t.log, key, LOG_PREFIX + key) for key in log_keys])
-            self.log = PreparedInsert(
-                engine, insert(t.log).from_select(list(log_keys), values,
-                                                  include_defaults=False), ())
-            parts.append(f"audit AS ({self.log.sql} {written})")
-        self.sql = "WITH " + ", ".join(parts) + " SELECT count(*) FROM run"
-
-    def execute(self, cursor: Any, run_row: dict[str, Any],
-                task_instance_rows: list[dict[str, Any]],
-                audit_row: dict[str, Any] | None) -> bool:
-        """Write them; False (nothing written) when a run clashed. ``run_row`` carries
-        the clash parameters too (``run_insert``)."""
-        values = dict(self.run.parameters(run_row))
-        if self.tis is not None:
-            values.update(self.tis.parameters(task_instance_rows))
-        if self.log is not None and audit_row is not None:
-            values.update(self.log.parameters(
-                {LOG_PREFIX + key: value for key, value in audit_row.items()}))
         cursor.execute(self.sql, values)
-        return int(cursor.fetchone()[0]) == 1
 
 
 def task_instance_batches(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
