@@ -344,6 +344,13 @@ def _iso_text(column: Any) -> Any:
                 else_=written(".US"))
 
 
+def _latest_runs_pg_query(t: Tables) -> Select[Any]:
+    """PostgreSQL's latest_runs: the walk where an index allows it, else the LATERAL
+    form. Decided once, when the prepared query is built from the tables."""
+    return (_latest_runs_walk_query(t) if _run_order_indexed(t)
+            else _latest_runs_lateral_query(t))
+
+
 def _run_order_indexed(t: Tables) -> bool:
     """Whether an index of ``dag_run`` is on ``(dag_id, run_order)``, in that order."""
     wanted = ["dag_id", t.run_order.name]
@@ -365,9 +372,7 @@ def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
             return cast(dict[str, Any], cached[1])
     rows: Iterable[Any]
     if store.is_postgresql:
-        build = (_latest_runs_walk_query if _run_order_indexed(store.tables)
-                 else _latest_runs_lateral_query)
-        rows = store.prepared(build).all()  # its dates already written
+        rows = store.prepared(_latest_runs_pg_query).all()  # its dates already written
     else:
         rows = _dates_in_python(store.prepared(_latest_runs_query).all())
     # The hot loop of a rebuild (10,000 rows at 10,000 DAGs): each date is written once,
