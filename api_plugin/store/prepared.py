@@ -136,43 +136,46 @@ class Prepared:
         """``stream`` through ``DECLARE``'d cursor; the values are written into the text
         by the driver (several statements go in one message only so)."""
         size = first or chunk
-        opening = (f"BEGIN READ ONLY; DECLARE {STREAM_CURSOR} NO SCROLL CURSOR FOR {self.sql}; "
-                   f"FETCH FORWARD {size} FROM {STREAM_CURSOR}")
+        begin = (f"BEGIN READ ONLY; DECLARE {STREAM_CURSOR} NO SCROLL CURSOR FOR {self.sql}; "
+                 f"FETCH FORWARD {size} FROM {STREAM_CURSOR}")
         # Rolled back at the end: that ends the read transaction, and the cursor with it.
         with driver_cursor(self.engine, self.sql, values, end="rollback",
                            client_binding=True) as cursor:
-            cursor.execute(opening, self._parameters(values))
+            cursor.execute(begin, self._parameters(values))
             if self.engine.dialect.driver == "psycopg":
                 while cursor.nextset():  # psycopg 3 stops at each statement's result
                     pass
-            while True:
-                rows = cursor.fetchall()
-                if self.result_processors is None and cursor.description is not None:
-                    self.result_processors = self._processors(cursor.description)
-                if not rows:
-                    break
-                yield self._rows(list(rows))
-                if len(rows) < size:
-                    break
-                size = chunk
-                cursor.execute(f"FETCH FORWARD {size} FROM {STREAM_CURSOR}")
+
+            def fetch(size: int, opening: bool) -> list[Any]:
+                if not opening:  # the opening message brought the first chunk already
+                    cursor.execute(f"FETCH FORWARD {size} FROM {STREAM_CURSOR}")
+                return list(cursor.fetchall())
+
+            yield from self._chunks(cursor, fetch, size, chunk)
 
     def _stream_lazily(self, chunk: int, first: int | None,
                        values: Mapping[str, Any]) -> Generator[list[Any], None, None]:
         """``stream`` on a driver whose cursor fetches lazily by itself (SQLite)."""
         with driver_cursor(self.engine, self.sql, values, end="rollback") as cursor:
             cursor.execute(self.sql, self._parameters(values))
-            size = first or chunk
-            while True:
-                rows = cursor.fetchmany(size)
-                if self.result_processors is None and cursor.description is not None:
-                    self.result_processors = self._processors(cursor.description)
-                if not rows:
-                    break
-                yield self._rows(list(rows))
-                if len(rows) < size:
-                    break
-                size = chunk
+            yield from self._chunks(cursor, lambda size, _opening: list(cursor.fetchmany(size)),
+                                    first or chunk, chunk)
+
+    def _chunks(self, cursor: Any, fetch: Callable[[int, bool], list[Any]], first: int,
+                chunk: int) -> Generator[list[Any], None, None]:
+        """The converted rows of ``fetch(size, opening)``, ``first`` rows then ``chunk``
+        at a time, until a fetch comes back short."""
+        size, opening = first, True
+        while True:
+            rows = fetch(size, opening)
+            if self.result_processors is None and cursor.description is not None:
+                self.result_processors = self._processors(cursor.description)
+            if not rows:
+                break
+            yield self._rows(rows)
+            if len(rows) < size:
+                break
+            size, opening = chunk, False
 
     def _fetch(self, values: Mapping[str, Any]) -> list[Any]:
         with driver_cursor(self.engine, self.sql, values) as cursor:
