@@ -113,6 +113,20 @@ def check(base: str, side: int, bearer: str, prefix: str) -> None:
                   "(measured anyway: see non-2xx)", flush=True)
 
 
+def standalone(env: dict[str, str], bearer: str, args: argparse.Namespace,
+               prefix: str) -> dict[str, Result]:
+    """The plugin under gunicorn on its own (``env`` names the database), measured on
+    its experimental paths, then stopped."""
+    port = free_port()
+    server = gunicorn("api_plugin.wsgi:application", port, env, "/api/experimental/openapi.json")
+    try:
+        return measure(f"http://127.0.0.1:{port}", 1, bearer, args.seconds, args.connections,
+                       prefix)
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def measure(base: str, side: int, bearer: str, seconds: int, connections: int,
             prefix: str) -> dict[str, Result]:
     """wrk over every operation; ``side`` picks the v2 (0) or experimental (1) path."""
@@ -175,30 +189,15 @@ def main() -> int:
                                         "hosted")
         finally:
             airflow_env.stop(server)
-        port = free_port()
         env = {**home.env(), "API_PLUGIN_CONFIG": str(work / "none.cfg"),
                "API_PLUGIN__AIRFLOW__CONFIG": "auto", "PYTHONPATH": str(ROOT)}
-        standalone = gunicorn("api_plugin.wsgi:application", port, env,
-                              "/api/experimental/openapi.json")
-        try:
-            results["standalone"] = measure(f"http://127.0.0.1:{port}", 1, bearer,
-                                            args.seconds, args.connections, "standalone")
-        finally:
-            standalone.terminate()
-            standalone.wait()
+        results["standalone"] = standalone(env, bearer, args, "standalone")
         if args.postgresql and os.environ.get("API_PLUGIN_TEST_PGBOUNCER_URL"):
             from bench.pg import pgbouncer_url
 
-            port = free_port()
-            bounced = gunicorn("api_plugin.wsgi:application", port, {
-                **env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": pgbouncer_url(home.database)},
-                "/api/experimental/openapi.json")
-            try:
-                results["pgbouncer"] = measure(f"http://127.0.0.1:{port}", 1, bearer,
-                                               args.seconds, args.connections, "pgbouncer")
-            finally:
-                bounced.terminate()
-                bounced.wait()
+            results["pgbouncer"] = standalone(
+                {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": pgbouncer_url(home.database)},
+                bearer, args, "pgbouncer")
         report(args.connections, results, backend)
     finally:
         home.drop_databases()
