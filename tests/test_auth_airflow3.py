@@ -16,6 +16,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import OKPAlgorithm
 from werkzeug.test import Client
 
-from api_plugin.auth.airflow_jwt import AirflowJwtBackend, JwtConfigurationError, _jwk_thumbprint
-from api_plugin.auth.base import AuthMiddleware
+from api_plugin.auth import airflow_jwt
+from api_plugin.auth.airflow_jwt import (
+    DEFAULT_LEEWAY,
+    MAX_VERIFIED,
+    AirflowJwtBackend,
+    JwtConfigurationError,
+    _jwk_thumbprint,
+)
+from api_plugin.auth.base import Authenticated, AuthMiddleware, Denied
 from api_plugin.auth.loader import build_backends
 from api_plugin.auth.users import (
     SimpleAuthManagerUsers,
@@ -203,6 +211,98 @@ def test_a_revoked_token_is_refused_on_the_next_request(airflow3_store: Store) -
     assert refused.status_code == 401
     assert refused.get_json() == {"error": "Token has been revoked"}
     assert client.get(PREFIX + "/test", headers=bearer(mint())).status_code == 200
+
+
+def _backend(store: Store, **settings: str) -> AirflowJwtBackend:
+    config = Config.load(environ={}, api__auth_backends="airflow_jwt",
+                         **{"api_auth__jwt_secret": SECRET, **settings})
+    (backend,) = build_backends(config, store=store)
+    assert isinstance(backend, AirflowJwtBackend)
+    return backend
+
+
+def _shift_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Move the clock both the backend and PyJWT read ``seconds`` ahead."""
+    real_time, real_datetime = time.time, datetime
+
+    class Shifted(real_datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return real_datetime.now(tz) + timedelta(seconds=seconds)
+
+    monkeypatch.setattr(airflow_jwt.time, "time", lambda: real_time() + seconds)
+    monkeypatch.setattr(jwt.api_jwt, "datetime", Shifted)
+
+
+def test_a_token_is_verified_once_and_its_times_on_every_request(
+        airflow3_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signature and claims of a token used again are not checked again (one PyJWT
+    decode for five requests), but a kept token still expires, and revocation is still
+    read on every request."""
+    backend = _backend(airflow3_store)
+    decodes: list[str] = []
+    real_decode = backend._decoder.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decodes.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(backend._decoder, "decode", counting_decode)
+    reads: list[str] = []
+    revoked = {"r" * 32}
+
+    def is_revoked(jti: str) -> bool:
+        reads.append(jti)
+        return jti in revoked
+
+    backend.is_revoked = is_revoked
+    now = int(time.time())
+    token = mint(jti="k" * 32, exp=now + 100, iat=now, nbf=now)
+    environ = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    for _ in range(5):
+        assert backend.authenticate(environ) == Authenticated("admin")
+    assert decodes == [token]
+    assert reads == ["k" * 32] * 5
+    revoked.add("k" * 32)
+    assert backend.authenticate(environ) == Denied(401, "Token has been revoked")
+    revoked.discard("k" * 32)
+    _shift_clock(monkeypatch, 100 + DEFAULT_LEEWAY - 1)  # inside the leeway: still good
+    assert backend.authenticate(environ) == Authenticated("admin")
+    _shift_clock(monkeypatch, 100 + DEFAULT_LEEWAY)  # PyJWT: expired once exp <= now - leeway
+    assert backend.authenticate(environ) == Denied(401, "Token expired")
+    assert decodes == [token, token]
+    assert token not in backend._verified
+
+
+def test_a_kept_token_changed_by_one_character_is_verified_afresh(
+        airflow3_store: Store) -> None:
+    backend = _backend(airflow3_store)
+    token = mint()
+    assert backend.authenticate({"HTTP_AUTHORIZATION": f"Bearer {token}"}) == \
+        Authenticated("admin")
+    head, body, signature = token.split(".")
+    flipped = signature[:5] + ("A" if signature[5] != "A" else "B") + signature[6:]
+    for forged in (f"{head}.{body}.{flipped}", token + "A", token[:-1]):
+        assert backend.authenticate({"HTTP_AUTHORIZATION": f"Bearer {forged}"}) == \
+            Denied(401, "Invalid token"), forged
+    for other_sub in ("viewer", "admin "):  # same header and signature, other claims
+        forged_body = _b64(json.dumps(claims(sub=other_sub)).encode())
+        assert backend.authenticate(
+            {"HTTP_AUTHORIZATION": f"Bearer {head}.{forged_body}.{signature}"}) == \
+            Denied(401, "Invalid token")
+
+
+def test_kept_tokens_are_bounded(airflow3_store: Store) -> None:
+    backend = _backend(airflow3_store)
+    tokens = [mint() for _ in range(MAX_VERIFIED + 20)]
+    for token in tokens:
+        assert backend.authenticate({"HTTP_AUTHORIZATION": f"Bearer {token}"}) == \
+            Authenticated("admin")
+    assert len(backend._verified) == MAX_VERIFIED
+    assert list(backend._verified) == tokens[20:]  # the ones used longest ago went first
+    assert backend.authenticate({"HTTP_AUTHORIZATION": f"Bearer {tokens[0]}"}) == \
+        Authenticated("admin")
+    assert next(reversed(backend._verified)) == tokens[0]
 
 
 def test_revocation_on_every_database_server(backend: str,

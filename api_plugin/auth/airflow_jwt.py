@@ -17,6 +17,13 @@ verify anything.
 Where the keys come from, in Airflow's order: ``trusted_jwks_url`` (here only a local JWKS
 file; fetching keys over the network is not done), then ``jwt_private_key_path`` (its
 public half), then ``jwt_secret``.
+
+A token whose signature and claims were checked once is kept (its exact text, at most
+``MAX_VERIFIED`` of them per process), so a client that sends the same token on every
+request pays for the signature, the base64 and the JSON once: the same bytes checked
+against the same key give the same answer. Only the clock can change that answer, so a
+kept token's ``exp``, ``nbf`` and ``iat`` are compared with the time again on every use,
+with the same leeway; ``revoked_token`` is read on every request as before.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ import base64
 import hashlib
 import json
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +56,10 @@ REQUIRED_CLAIMS = ["exp", "iat", "nbf"]
 SYMMETRIC = ("HS256", "HS384", "HS512")
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
               "ES256", "ES384", "ES512", "EdDSA")
+
+#: Verified tokens a process keeps (each at most MAX_TOKEN characters): the ones used
+#: longest ago go first.
+MAX_VERIFIED = 256
 
 RevokedCheck = Callable[[str], bool]
 
@@ -197,6 +211,9 @@ class AirflowJwtBackend:
         self.settings = settings
         self.is_revoked = is_revoked
         self._decoder = jwt.PyJWT({"require": REQUIRED_CLAIMS, "verify_signature": True})
+        # token -> (its claims, the first and the last second it is valid in)
+        self._verified: OrderedDict[str, tuple[dict[str, Any], float, float]] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: Config, is_revoked: RevokedCheck | None = None
@@ -235,6 +252,30 @@ class AirflowJwtBackend:
         return Authenticated(subject)
 
     def _validated_claims(self, token: str) -> dict[str, Any]:
+        """The token's claims once its signature, audience, issuer and times check out;
+        PyJWT's error otherwise. A token verified before is only checked against the
+        clock again."""
+        kept = self._verified.get(token)
+        if kept is not None:
+            claims, valid_from, valid_until = kept
+            if valid_from <= time.time() < valid_until:
+                with self._verified_lock:
+                    if token in self._verified:
+                        self._verified.move_to_end(token)
+                return claims
+            with self._verified_lock:  # out of its window: PyJWT says why, below
+                self._verified.pop(token, None)
+        claims = self._verified_claims(token)
+        leeway = self.settings.leeway
+        valid_from = max(int(claims["nbf"]), int(claims["iat"])) - leeway
+        valid_until = int(claims["exp"]) + leeway  # PyJWT: expired once exp <= now - leeway
+        with self._verified_lock:
+            self._verified[token] = (claims, valid_from, valid_until)
+            while len(self._verified) > MAX_VERIFIED:
+                self._verified.popitem(last=False)
+        return claims
+
+    def _verified_claims(self, token: str) -> dict[str, Any]:
         settings = self.settings
         key = settings.key
         if key is None:
