@@ -10,6 +10,10 @@ webserver; growth at a million runs; a streamed run list; memory and start-up.
 (``git archive <commit> | tar -x -C DIR``), served next to this one and measured in the
 same rounds, so that before and after compare the same minute.
 
+``tables`` serves the plugin direct twice: as configured by default (statements prepared
+on the server, since its connections reach it directly) and with preparing turned off
+in the URL (``?prepare_threshold=none``), as through PgBouncer.
+
 PostgreSQL is the server of API_PLUGIN_TEST_PG_URL, PgBouncer (transaction pooling) the
 one of API_PLUGIN_TEST_PGBOUNCER_URL (.ci/postgres.sh, .ci/pgbouncer.sh). Every server
 runs 2 sync gunicorn workers on loopback; servers that are compared are all up at once
@@ -53,13 +57,18 @@ from bench.seed_pg import drop_database, seed_postgresql  # noqa: E402
 
 def pgbouncer_url(url: str) -> str:
     """``url``'s database reached through the PgBouncer, with the driver ``url`` names
-    (psycopg 3 for ``postgresql://``: the plugin keeps its statements unprepared)."""
+    (psycopg 3 for ``postgresql://``, whose connections then do not prepare statements)."""
     bouncer = os.environ.get("API_PLUGIN_TEST_PGBOUNCER_URL")
     if not bouncer:
         raise SystemExit("API_PLUGIN_TEST_PGBOUNCER_URL is needed: see .ci/pgbouncer.sh")
     driver = url.split("://", 1)[0]
     base = driver + "://" + bouncer.split("://", 1)[1].rsplit("/", 1)[0]
     return base + "/" + url.rsplit("/", 1)[1]
+
+
+def without_prepares(url: str) -> str:
+    """``url`` telling psycopg 3 never to prepare statements on the server."""
+    return url + ("&" if "?" in url else "?") + "prepare_threshold=none"
 
 
 def plugin(url: str, env: dict[str, str], workers: int = 2,
@@ -156,11 +165,14 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
     try:
         direct, direct_port = plugin(url, env)
         procs.append(direct)
+        unprepared, unprepared_port = plugin(without_prepares(url), env)
+        procs.append(unprepared)
         bouncer, bouncer_port = plugin(pgbouncer_url(url), env)
         procs.append(bouncer)
         af_port = free_port()
         airflow = airflow_env.start_webserver(home, url, af_port)
-        servers = {"direct": direct_port, "pgbouncer": bouncer_port, "airflow": af_port}
+        servers = {"direct": direct_port, "unprepared": unprepared_port,
+                   "pgbouncer": bouncer_port, "airflow": af_port}
         results = side_by_side(servers, args.seconds, args.connections, DAG_ID, TASK_ID)
     finally:
         for proc in procs:
@@ -168,19 +180,22 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         if "airflow" in locals():
             airflow_env.stop(airflow)
         home.drop_databases()
-    print(f"\n== PostgreSQL: plugin direct (psycopg 3) and through PgBouncer (transaction "
-          f"pooling, psycopg 3) vs Airflow 2.10.5's webserver, one Airflow-made database "
-          f"({DAG_ID}, 100 runs), 2 sync workers each, {args.connections} connections")
-    print(f"{'endpoint':<15}{'direct r/s':>11}{'p50':>7}{'p99':>7}{'bouncer r/s':>12}"
-          f"{'p50':>7}{'p99':>7}{'af2 r/s':>9}{'p50':>7}{'x af2':>7}{'xaf2 pgb':>9}{'non2xx':>8}")
+    print(f"\n== PostgreSQL: plugin direct (psycopg 3, statements prepared on the server; "
+          f"'unprepared': prepare_threshold=none) and through PgBouncer (transaction pooling, "
+          f"psycopg 3) vs Airflow 2.10.5's webserver, one Airflow-made database ({DAG_ID}, "
+          f"100 runs), 2 sync workers each, {args.connections} connections")
+    print(f"{'endpoint':<15}{'direct r/s':>11}{'p50':>7}{'p99':>7}{'unprep':>9}{'p99':>7}"
+          f"{'bouncer r/s':>12}{'p50':>7}{'p99':>7}{'af2 r/s':>9}{'p50':>7}{'x af2':>7}"
+          f"{'x unpr':>7}{'x pgb':>7}{'non2xx':>8}")
     for name in results["direct"]:
-        d, b, a = results["direct"][name], results["pgbouncer"][name], results["airflow"][name]
+        d, p, b, a = (results[server][name]
+                      for server in ("direct", "unprepared", "pgbouncer", "airflow"))
         def ratio(r: Result, a: Result = a) -> float:
             return r.rps / a.rps if a.rps else float("inf")
-        print(f"{name:<15}{d.rps:>11.0f}{d.p50_ms:>7.2f}{d.p99_ms:>7.2f}{b.rps:>12.0f}"
-              f"{b.p50_ms:>7.2f}{b.p99_ms:>7.2f}{a.rps:>9.1f}{a.p50_ms:>7.1f}"
-              f"{ratio(d):>7.1f}{ratio(b):>9.1f}"
-              f"{d.non_2xx + b.non_2xx:>5}/{a.non_2xx}")
+        print(f"{name:<15}{d.rps:>11.0f}{d.p50_ms:>7.2f}{d.p99_ms:>7.2f}{p.rps:>9.0f}"
+              f"{p.p99_ms:>7.2f}{b.rps:>12.0f}{b.p50_ms:>7.2f}{b.p99_ms:>7.2f}{a.rps:>9.1f}"
+              f"{a.p50_ms:>7.1f}{ratio(d):>7.1f}{ratio(p):>7.1f}{ratio(b):>7.1f}"
+              f"{d.non_2xx + p.non_2xx + b.non_2xx:>5}/{a.non_2xx}")
 
 
 # ---------------------------------------------------------------------- growth

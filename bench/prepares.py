@@ -1,11 +1,11 @@
-"""What turning off server-side prepared statements costs on a direct PostgreSQL.
+"""What server-side prepared statements save on a direct PostgreSQL.
 
-The plugin opens psycopg 3 connections with ``prepare_threshold=None`` so that it works
-behind a transaction pooler (``api_plugin.store.engine.postgres_connect_args``). On a
-server reached directly, psycopg's default (prepare a statement after 5 executions) would
-save the server planning the query each time. This measures the endpoints in-process, one
-client, the same store with and without prepares, in alternating rounds so both arms
-share the machine's drift, and prints the time per request and the ratio.
+The plugin's psycopg 3 connections prepare statements on the server (after 5
+executions) only when they reach it directly, never through a pooler
+(``api_plugin.store.engine.reaches_server_directly``); ``?prepare_threshold=none`` in the
+URL turns that off. This measures the endpoints in-process, one client, the same store
+with the default and with preparing off, in alternating rounds so both arms share the
+machine's drift, and prints the time per request and the ratio.
 
     python bench/prepares.py [--url postgresql+psycopg://postgres@127.0.0.1:55432/postgres]
                              [--rounds 7] [--requests 300] [--runs 1000]
@@ -40,7 +40,6 @@ from api_plugin.serving.mount import build_api  # noqa: E402
 from api_plugin.settings.config import Config  # noqa: E402
 from api_plugin.store import Store  # noqa: E402
 
-PSYCOPG_DEFAULT_THRESHOLD = 5
 RUN_DATE = "2025-01-01T00:00:00+00:00"
 ENDPOINTS: dict[str, str] = {
     "paused": "/dags/example_etl/paused",
@@ -99,12 +98,10 @@ def seed(url: str, runs: int) -> None:
 
 
 def open_arm(url: str, prepares: bool) -> tuple[Store, Client]:
-    """The plugin's store and app; with ``prepares``, the URL asks for psycopg's own
-    default threshold (what a user with a direct server may set)."""
-    if prepares:
+    """The plugin's store and app; without ``prepares``, the URL turns preparing off."""
+    if not prepares:
         url = make_url(url).update_query_dict(
-            {"prepare_threshold": str(PSYCOPG_DEFAULT_THRESHOLD)}).render_as_string(
-            hide_password=False)
+            {"prepare_threshold": "none"}).render_as_string(hide_password=False)
     store = Store.open(url)
     config = Config.load(environ={}, database__sql_alchemy_conn=url,
                          api__auth_backend="default")

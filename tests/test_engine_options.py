@@ -1,13 +1,24 @@
-"""The driver options every PostgreSQL connection gets (``store/engine.py``): no
-server-side prepared statements with psycopg 3 unless the URL asks, on both engines."""
+"""The driver options every PostgreSQL connection gets (``store/engine.py``): with
+psycopg 3, server-side prepared statements only on connections that reach the server
+directly (never through PgBouncer), or as the URL says, on both engines."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
-from api_plugin.store.engine import make_engine, make_read_engine, postgres_connect_args
+from api_plugin.store.engine import (
+    AUTO,
+    DIRECT_PREPARE_THRESHOLD,
+    make_engine,
+    make_read_engine,
+    postgres_connect_args,
+    prepare_threshold,
+)
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -18,6 +29,8 @@ from api_plugin.store.engine import make_engine, make_read_engine, postgres_conn
      {"connect_timeout": 5, "prepare_threshold": None}),
     ("postgresql+psycopg://u@h/airflow?prepare_threshold=0",
      {"connect_timeout": 5, "prepare_threshold": 0}),
+    ("postgresql+psycopg://u@h/airflow?prepare_threshold=auto",
+     {"connect_timeout": 5, "prepare_threshold": None}),
     ("postgresql+psycopg2://u@h/airflow", {"connect_timeout": 5}),
 ])
 def test_postgres_connect_args(url: str, expected: dict[str, object]) -> None:
@@ -63,3 +76,94 @@ def test_both_engines_open_connections_without_prepares() -> None:
             each.connect()
     assert [options.get("prepare_threshold", "unset") for options in seen] == [None, None]
     assert all(options["connect_timeout"] == 5 for options in seen)
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("", AUTO), ("?prepare_threshold=auto", AUTO), ("?prepare_threshold=AUTO", AUTO),
+    ("?prepare_threshold=none", None), ("?prepare_threshold=7", 7)])
+def test_prepare_threshold_is_auto_unless_the_url_says(query: str, expected: object) -> None:
+    assert prepare_threshold(make_url(f"postgresql+psycopg://u@h/airflow{query}")) == expected
+
+
+def _psycopg_url(url: str) -> str:
+    return make_url(url).set(drivername="postgresql+psycopg").render_as_string(
+        hide_password=False)
+
+
+def _engines(url: str) -> Iterator[Engine]:
+    engine = make_engine(url)
+    yield engine
+    yield make_read_engine(engine)
+
+
+def _thresholds(url: str) -> list[object]:
+    """Each engine's first connection's prepare_threshold, and whether a query run six
+    times on it left a statement prepared on its server connection."""
+    seen: list[object] = []
+    for engine in _engines(url):
+        try:
+            raw = engine.raw_connection()
+            try:
+                connection = raw.dbapi_connection
+                assert connection is not None
+                for _ in range(DIRECT_PREPARE_THRESHOLD + 1):
+                    connection.execute("SELECT count(*) FROM pg_class WHERE relname = %s",
+                                       ("pg_class",)).fetchall()
+                prepared = connection.execute(
+                    "SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+                seen.append((connection.prepare_threshold, prepared > 0))
+                connection.rollback()
+            finally:
+                raw.close()
+        finally:
+            engine.dispose()
+    return seen
+
+
+@pytest.mark.postgres
+def test_a_connection_straight_to_the_server_prepares_statements() -> None:
+    url = os.environ.get("API_PLUGIN_TEST_PG_URL")
+    assert url, "API_PLUGIN_TEST_PG_URL names the test PostgreSQL server"
+    direct = _psycopg_url(url)
+    assert _thresholds(direct) == [(DIRECT_PREPARE_THRESHOLD, True)] * 2
+    assert _thresholds(direct + "?prepare_threshold=none") == [(None, False)] * 2
+
+
+@pytest.mark.postgres
+def test_a_connection_through_a_unix_socket_does_not_prepare() -> None:
+    """No port to compare: such a connection may lead to PgBouncer's socket."""
+    url = make_url(_psycopg_url(os.environ.get("API_PLUGIN_TEST_PG_URL") or ""))
+    engine = make_engine(url.render_as_string(hide_password=False))
+    with engine.connect() as conn:
+        directories = conn.exec_driver_sql("SHOW unix_socket_directories").scalar_one()
+    engine.dispose()
+    folder = str(directories).split(",")[0].strip()
+    assert folder, "the test server listens on a Unix-domain socket"
+    local = url.set(host=None).update_query_dict({"host": folder, "port": str(url.port)})
+    assert _thresholds(local.render_as_string(hide_password=False)) == [(None, False)] * 2
+
+
+@pytest.mark.postgres
+def test_a_connection_through_pgbouncer_does_not_prepare() -> None:
+    """Through a transaction pooler the backend's pid and the client socket it sees are
+    not this connection's; preparing stays off, on both engines."""
+    url = os.environ.get("API_PLUGIN_TEST_PGBOUNCER_URL")
+    assert url, "API_PLUGIN_TEST_PGBOUNCER_URL names the test PgBouncer (.ci/pgbouncer.sh)"
+    bounced = _psycopg_url(url)
+    seen = []
+    for engine in _engines(bounced):
+        try:
+            raw = engine.raw_connection()
+            try:
+                connection = raw.dbapi_connection
+                assert connection is not None
+                for _ in range(DIRECT_PREPARE_THRESHOLD + 3):  # would fail once prepared
+                    connection.execute("SELECT count(*) FROM pg_class WHERE relname = %s",
+                                       ("pg_class",)).fetchall()
+                    connection.rollback()
+                seen.append(connection.prepare_threshold)
+            finally:
+                raw.close()
+        finally:
+            engine.dispose()
+    assert seen == [None, None]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args = kwargs.setdefault("connect_args", {})
         for key, value in postgres_connect_args(parsed).items():
             connect_args.setdefault(key, value)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    watch_prepares(engine)
+    return engine
+
+
+#: ``prepare_threshold`` in the URL (and its default): prepare on the server only on
+#: connections found to reach it directly (``reaches_server_directly``).
+AUTO = "auto"
+#: psycopg's own default threshold: a statement is prepared on its sixth execution.
+DIRECT_PREPARE_THRESHOLD = 5
 
 
 def postgres_connect_args(url: URL) -> dict[str, Any]:
@@ -54,36 +66,96 @@ def postgres_connect_args(url: URL) -> dict[str, Any]:
 
     A connect timeout, so an unreachable server is a prompt 503 rather than a hung
     worker. With psycopg 3, no server-side prepared statements (``prepare_threshold``
-    None) unless the URL asks for them: psycopg prepares a statement on the server after
-    a few executions and remembers it per client connection, but behind a transaction
-    pooler (PgBouncer's ``pool_mode = transaction``) the next transaction of that
-    connection may run on another server connection, where the name is unknown or names
-    another client's statement (``InvalidSqlStatementName``, ``DuplicatePreparedStatement``,
-    or that other query run with these parameters: a wrong answer). The plugin cannot
-    tell whether a pooler is in between, so off is the default; on a server reached
-    directly, ``?prepare_threshold=5`` (psycopg's own default) in the URL saves planning
-    the larger queries each time (``bench/prepares.py`` measures what). psycopg2 never
-    prepares on the server: it needs nothing.
+    None) at first: psycopg prepares a statement on the server after a few executions
+    and remembers it per client connection, but behind a transaction pooler (PgBouncer's
+    ``pool_mode = transaction``) the next transaction of that connection may run on
+    another server connection, where the name is unknown or names another client's
+    statement (``InvalidSqlStatementName``, ``DuplicatePreparedStatement``, or that other
+    query run with these parameters: a wrong answer). By default (``auto``) each new
+    connection then finds out whether it reaches the server itself, and only such a
+    connection prepares (``watch_prepares``). The URL may say ``?prepare_threshold=none``
+    (never) or a number of executions (always: only for a server reached directly).
+    psycopg2 never prepares on the server: it needs nothing.
     """
     args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
     if url.get_driver_name() == "psycopg":
-        args["prepare_threshold"] = prepare_threshold(url)
+        threshold = prepare_threshold(url)
+        args["prepare_threshold"] = None if threshold == AUTO else threshold
     return args
 
 
-def prepare_threshold(url: URL) -> int | None:
+def prepare_threshold(url: URL) -> int | str | None:
     """psycopg 3's ``prepare_threshold`` from the URL's query (the driver would get it as
-    text), None when the URL has none or says ``none``."""
+    text): a number, None for ``none``, ``AUTO`` when the URL has none or says ``auto``."""
     raw = url.query.get("prepare_threshold")
     if raw is None:
-        return None
+        return AUTO
     text = (raw[-1] if isinstance(raw, tuple) else raw).strip().lower()
+    if text == AUTO:
+        return AUTO
     if text in ("", "none"):
         return None
     if not text.isdigit():
         raise ValueError(f"prepare_threshold in the database URL must be a whole number "
-                         f"of executions or 'none', not {text!r}")
+                         f"of executions, 'none' or 'auto', not {text!r}")
     return int(text)
+
+
+def watch_prepares(engine: Engine) -> None:
+    """With psycopg 3 and ``prepare_threshold`` auto: each new connection of ``engine``
+    prepares on the server only when it reaches the server directly."""
+    url = engine.url
+    if (url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg"
+            and prepare_threshold(url) == AUTO):
+        event.listen(engine, "connect", _prepare_when_direct)
+
+
+def _prepare_when_direct(dbapi_connection: Any, _record: Any) -> None:
+    if reaches_server_directly(dbapi_connection):
+        dbapi_connection.prepare_threshold = DIRECT_PREPARE_THRESHOLD
+
+
+def reaches_server_directly(connection: Any) -> bool:
+    """Whether a psycopg 3 connection talks to the PostgreSQL backend itself, with no
+    pooler or proxy in between: then a statement prepared on it stays on its server
+    connection, and preparing is safe.
+
+    Two facts must both agree. The backend's process id (``pg_backend_pid()``) must be
+    the one the server gave at connect time (a pooler such as PgBouncer hands its
+    clients a process id and cancel key of its own); and the client address and port
+    the backend sees (``inet_client_addr()``, ``inet_client_port()``) must be this
+    socket's own (behind any proxy the backend sees the proxy's socket). A Unix-domain
+    socket, which has no port to compare, counts as not direct. One query, once per new
+    connection; the transaction it may open is rolled back.
+    """
+    from psycopg.pq import TransactionStatus
+
+    try:
+        with socket.socket(fileno=os.dup(connection.pgconn.socket)) as own:
+            if own.family not in (socket.AF_INET, socket.AF_INET6):
+                return False
+            local_host, local_port = own.getsockname()[:2]
+    except (OSError, ValueError):
+        return False
+    cursor = connection.cursor()
+    try:
+        cursor.execute("SELECT pg_backend_pid(), host(inet_client_addr()), "
+                       "inet_client_port()")
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+        if connection.info.transaction_status != TransactionStatus.IDLE:
+            connection.rollback()
+    if row is None or None in row:
+        return False
+    backend_pid, seen_host, seen_port = row
+    try:
+        same_host = (ipaddress.ip_address(seen_host)
+                     == ipaddress.ip_address(local_host.split("%", 1)[0]))
+    except ValueError:
+        return False
+    return bool(backend_pid == connection.info.backend_pid and same_host
+                and seen_port == local_port)
 
 
 def make_read_engine(engine: Engine) -> Engine:
@@ -101,12 +173,14 @@ def make_read_engine(engine: Engine) -> Engine:
         return engine
     pool = engine.pool
     size = pool.size() if isinstance(pool, QueuePool) else 4
-    return create_engine(
+    read_engine = create_engine(
         engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
         pool_reset_on_return=None, pool_size=size, max_overflow=8,
         connect_args=postgres_connect_args(engine.url)
         if engine.url.get_backend_name() == "postgresql" else {},
     )
+    watch_prepares(read_engine)
+    return read_engine
 
 
 def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
