@@ -5,9 +5,11 @@ configured string, HS512 unless ``jwt_algorithm`` says otherwise), or with the p
 at ``jwt_private_key_path``; its api-server validates with PyJWT against the same settings
 (audience ``jwt_audience``, issuer ``jwt_issuer`` when set, leeway ``jwt_leeway``, ``exp``,
 ``iat`` and ``nbf`` required) and then refuses a token whose ``jti`` is in the
-``revoked_token`` table (``/api/v2/auth/logout`` puts it there). This backend does the same,
-so a token that works against Airflow's own API works here and one Airflow refuses is
-refused here. The user is the token's ``sub``.
+``revoked_token`` table (``/api/v2/auth/logout`` puts it there). This backend does the
+same, so a token that works against Airflow's own API works here and one Airflow refuses
+is refused here. The user is the token's ``sub``. On PostgreSQL with psycopg 3 the
+``revoked_token`` lookup goes out with the request's first query rather than on its own,
+and is answered before anything is written or sent (``store/deferred.py``).
 
 The algorithms come from the configuration only: the token's header never chooses one,
 so ``alg: none`` and an HMAC token "signed" with a public key are refused like any bad
@@ -36,6 +38,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +46,10 @@ from typing import Any
 import jwt
 
 from api_plugin.auth.base import Authenticated, Denied, Environ, NotAttempted, Outcome
+from api_plugin.errors import Unauthorized
 from api_plugin.settings.config import Config
 from api_plugin.store.boundary import DatabaseFailure, DatabaseUnavailable
+from api_plugin.store.deferred import DeferredRead, deferred
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +204,41 @@ def settings_from_config(config: Config) -> JwtSettings:
     return JwtSettings(algorithms=algorithms, key=secret, **common)
 
 
+REVOKED = Denied(401, "Token has been revoked")
+
+
+def _unreadable() -> Denied:
+    log.warning("revoked_token could not be read; refusing the token", exc_info=True)
+    return Denied(503, "The metadata database is unavailable")
+
+
+def _refuse_revoked(rows: list[Any]) -> None:
+    """The deferred lookup's verdict: a row means the token was revoked. Raised inside a
+    write, it stops the write before anything is written."""
+    if rows:
+        raise Unauthorized(REVOKED.message, challenges=("Bearer",))
+
+
+class _PendingRevocation:
+    """The ``revoked_token`` lookup of an authenticated request, made to travel with the
+    request's first query (``auth/base.py``, ``store/deferred.py``)."""
+
+    def __init__(self, read: DeferredRead) -> None:
+        self.read = read
+
+    def during(self) -> AbstractContextManager[Any]:
+        return deferred(self.read)
+
+    def refusal(self) -> Denied | None:
+        try:
+            self.read.settle()
+        except Unauthorized:
+            return REVOKED
+        except (DatabaseUnavailable, DatabaseFailure):
+            return _unreadable()
+        return None
+
+
 class AirflowJwtBackend:
     """``Authorization: Bearer <JWT>`` checked against Airflow's ``[api_auth]`` settings and,
     when the database has one, its ``revoked_token`` table."""
@@ -242,13 +282,16 @@ class AirflowJwtBackend:
                 jti is not None and not isinstance(jti, str)):
             return Denied(401, "Invalid token")
         if jti and self.is_revoked is not None:
+            later = getattr(self.is_revoked, "later", None)
+            read = later(jti, _refuse_revoked) if later is not None else None
+            if read is not None:  # answered with the request's first query
+                return Authenticated(subject, pending=_PendingRevocation(read))
             try:
                 revoked = self.is_revoked(jti)
             except (DatabaseUnavailable, DatabaseFailure):
-                log.warning("revoked_token could not be read; refusing the token", exc_info=True)
-                return Denied(503, "The metadata database is unavailable")
+                return _unreadable()
             if revoked:
-                return Denied(401, "Token has been revoked")
+                return REVOKED
         return Authenticated(subject)
 
     def _validated_claims(self, token: str) -> dict[str, Any]:

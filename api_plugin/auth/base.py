@@ -8,13 +8,21 @@ everyone). ``AuthMiddleware`` tries its backends in order: the first ``Authentic
 wins; when none authenticates, the answer is 401 with every backend's challenge, or the
 status of the first ``Denied`` that is not a 401 (``deny_all`` answers 403); a client that
 sent no credentials at all still gets the 401 challenge when a backend offers one.
+
+An ``Authenticated`` may leave one check for later (``pending``): ``airflow_jwt``'s
+``revoked_token`` lookup, which then travels with the request's first query instead of
+costing a round trip of its own (``store/deferred.py``). The middleware holds the
+application's status and headers back until that check is answered; when it refuses,
+the answer is dropped unsent and the request is refused as if the backend had said
+``Denied`` in the first place.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from api_plugin.errors import Unauthorized, error_for_status
@@ -32,6 +40,8 @@ class Authenticated:
 
     user: str | None
     response_headers: Sequence[tuple[str, str]] = ()
+    #: A check still to be made before the answer goes out (see the module's text).
+    pending: PendingCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,17 @@ class Denied:
 
 
 Outcome = Authenticated | NotAttempted | Denied
+
+
+class PendingCheck(Protocol):
+    """What an ``Authenticated`` leaves to be decided once the application has run."""
+
+    def during(self) -> AbstractContextManager[Any]:
+        """Around the application's call: where the check may ride along."""
+
+    def refusal(self) -> Denied | None:
+        """The check's answer (made now unless a query brought it): the refusal, or None
+        when the request may be answered."""
 
 
 class AuthBackend(Protocol):
@@ -79,16 +100,24 @@ class AuthMiddleware:
         self._challenges = tuple(c for b in self.backends if (c := b.challenge()))
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        return self._decide(environ, start_response, 0, None)
+
+    def _decide(self, environ: Environ, start_response: StartResponse, first: int,
+                denied: Denied | None) -> Iterable[bytes]:
+        """The backends from index ``first`` on, ``denied`` being what the ones before
+        said (a pending check that refused)."""
         refusal: Denied | None = None  # the first refusal that is not a 401
         message = "Unauthorized"  # or why the first credentials given were refused
         extra: list[tuple[str, str]] = []
-        for backend in self.backends:
-            try:
-                outcome = backend.authenticate(environ)
-            except Exception:  # a backend bug must fail closed, never as a 500
-                log.exception("auth backend %s failed", backend.name)
-                outcome = Denied(401, "Unauthorized")
+        for index in range(first, len(self.backends)):
+            outcome: Outcome
+            if index == first and denied is not None:
+                outcome = denied
+            else:
+                outcome = _ask(self.backends[index], environ)
             if isinstance(outcome, Authenticated):
+                if outcome.pending is not None:
+                    return self._let_through_pending(outcome, index, environ, start_response)
                 return self._let_through(outcome, environ, start_response)
             if isinstance(outcome, Denied):
                 if outcome.status != 401 and refusal is None:
@@ -103,6 +132,35 @@ class AuthMiddleware:
             return refused(environ, start_response)
         return Unauthorized(message, challenges=self._challenges, headers=extra)(
             environ, start_response)
+
+    def _let_through_pending(self, outcome: Authenticated, index: int, environ: Environ,
+                             start_response: StartResponse) -> Iterable[bytes]:
+        """The application's answer, held back until ``outcome.pending`` is answered;
+        on a refusal the answer is dropped and the chain goes on from the next backend
+        with that refusal (as though backend ``index`` had said it)."""
+        check = outcome.pending
+        assert check is not None
+        held: list[tuple[str, list[tuple[str, str]], Any]] = []
+
+        def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            held[:] = [(status, headers, exc_info)]
+            return _no_write
+
+        body: Iterable[bytes] | None = None
+        try:
+            with check.during():
+                body = self._let_through(replace(outcome, pending=None), environ, hold)
+                refusal = check.refusal()
+        except BaseException:
+            _close(body)
+            raise
+        if refusal is not None:
+            _close(body)
+            environ.pop("REMOTE_USER", None)
+            return self._decide(environ, start_response, index, refusal)
+        if held:
+            start_response(*held[0])
+        return body
 
     def _let_through(
         self, outcome: Authenticated, environ: Environ, start_response: StartResponse
@@ -119,3 +177,23 @@ class AuthMiddleware:
             return start_response(status, [*headers, *added], exc_info)
 
         return self.app(environ, start_with_headers)
+
+
+def _ask(backend: AuthBackend, environ: Environ) -> Outcome:
+    try:
+        return backend.authenticate(environ)
+    except Exception:  # a backend bug must fail closed, never as a 500
+        log.exception("auth backend %s failed", backend.name)
+        return Denied(401, "Unauthorized")
+
+
+def _no_write(_data: bytes) -> None:
+    """The ``write`` callable of a held-back ``start_response``: the plugin's application
+    never writes that way."""
+    raise RuntimeError("write() is not supported while a check is pending")
+
+
+def _close(body: Iterable[bytes] | None) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()

@@ -49,6 +49,7 @@ from api_plugin.store.boundary import (
     DatabaseUnavailable,
 )
 from api_plugin.store.checkpoint import Checkpointer
+from api_plugin.store.deferred import settle_pending
 from api_plugin.store.driver import CommitSent, driver_transaction
 from api_plugin.store.engine import make_engine, make_read_engine
 from api_plugin.store.flavor import inspect_schema
@@ -191,8 +192,11 @@ class Store:
 
     @contextmanager
     def _write_section(self) -> Iterator[None]:
-        """Around every write transaction: the SQLite writer lock, and after a commit (the
-        block ended without an exception) a nudge to the WAL checkpoint thread."""
+        """Around every write transaction: first the request's deferred read settled (a
+        revoked token is refused before anything is written: ``deferred.py``), the SQLite
+        writer lock, and after a commit (the block ended without an exception) a nudge to
+        the WAL checkpoint thread."""
+        settle_pending()
         with hold(self._writer_lock):
             yield
         if self._checkpointer is not None:

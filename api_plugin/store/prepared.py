@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Insert, Select
 
 from api_plugin.store.boundary import BOUNDARY
+from api_plugin.store.deferred import DeferredRead, riding_with
 from api_plugin.store.driver import driver_cursor
 
 Processor = Callable[[Any], Any] | None
@@ -178,11 +179,38 @@ class Prepared:
             size, opening = chunk, False
 
     def _fetch(self, values: Mapping[str, Any]) -> list[Any]:
+        rider = riding_with(self.engine)
+        if rider is not None and self.engine.dialect.driver == "psycopg":
+            return self._fetch_with(rider, values)
         with driver_cursor(self.engine, self.sql, values) as cursor:
             cursor.execute(self.sql, self._parameters(values))
             rows = list(cursor.fetchall())
             if self.result_processors is None:
                 self.result_processors = self._processors(cursor.description)
+        return rows
+
+    def _fetch_with(self, rider: DeferredRead, values: Mapping[str, Any]) -> list[Any]:
+        """``_fetch``, with the request's deferred read (``deferred.py``) sent ahead of
+        this query in one message (psycopg 3's pipeline: both statements, one Sync), so
+        both answers cost one round trip. The rider's rows are handed to it only when
+        both statements succeeded; otherwise it stays unanswered, to be read alone."""
+        other = rider.prepared
+        with driver_cursor(self.engine, self.sql, values) as cursor:
+            connection = cursor.connection
+            rider_cursor = connection.cursor()
+            try:
+                with connection.pipeline():
+                    rider_cursor.execute(other.sql, other._parameters(rider.values))
+                    cursor.execute(self.sql, self._parameters(values))
+                rider_rows = list(rider_cursor.fetchall())
+                if other.result_processors is None:
+                    other.result_processors = other._processors(rider_cursor.description)
+            finally:
+                rider_cursor.close()
+            rows = list(cursor.fetchall())
+            if self.result_processors is None:
+                self.result_processors = self._processors(cursor.description)
+        rider.received(other._rows(rider_rows))
         return rows
 
     def first(self, **values: Any) -> Any:

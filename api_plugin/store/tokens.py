@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import MetaData, Select, bindparam, inspect, select
 
 from api_plugin.store import Store
+from api_plugin.store.deferred import DeferredRead
 from api_plugin.store.tables import Tables
 from api_plugin.store.tables_airflow3 import revoked_token_table
 
@@ -34,17 +35,28 @@ def has_table(store: Store, name: str) -> bool:
     return bool(inspect(store.engine).has_table(name))
 
 
-def revoked_token_check(store: Store) -> Callable[[str], bool] | None:
-    """``check(jti) -> True`` when the token was revoked; None without the table.
+class RevocationCheck:
+    """``check(jti) -> True`` when the token was revoked: one primary-key lookup
+    (``SELECT jti FROM revoked_token WHERE jti = :jti``), compiled once and run on a
+    pooled connection. ``later(jti, verdict)`` is the same lookup made to travel with
+    the request's first query instead (``deferred.py``), where the driver can send two
+    statements in one message (psycopg 3); None elsewhere."""
 
-    One primary-key lookup (``SELECT jti FROM revoked_token WHERE jti = :jti``), compiled
-    once and run on a pooled connection.
-    """
+    def __init__(self, store: Store) -> None:
+        self.query = store.prepared(_revoked_query)
+        self.can_ride = store.is_postgresql and store.read_engine.dialect.driver == "psycopg"
+
+    def __call__(self, jti: str) -> bool:
+        return self.query.first(jti=jti) is not None
+
+    def later(self, jti: str, verdict: Callable[[list[Any]], None]) -> DeferredRead | None:
+        if not self.can_ride:
+            return None
+        return DeferredRead(self.query, {"jti": jti}, verdict)
+
+
+def revoked_token_check(store: Store) -> RevocationCheck | None:
+    """The store's ``RevocationCheck``; None without the table."""
     if not has_table(store, REVOKED_TOKEN):
         return None
-    query = store.prepared(_revoked_query)
-
-    def is_revoked(jti: str) -> bool:
-        return query.first(jti=jti) is not None
-
-    return is_revoked
+    return RevocationCheck(store)
