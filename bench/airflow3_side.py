@@ -18,7 +18,12 @@ the api-server does):
 The database's 100 runs (one with task instances) are triggered through the v2 API first.
 Equivalent operations: trigger a run, list runs (100), one run's state, one task
 instance, the pools, one pool, one task, and the DAG (its paused flag). latest_runs and
-``/test`` have no v2 counterpart. Prints requests/s, p50/p99 and the plugin's ratio to Airflow's.
+``/test`` have no v2 counterpart.
+
+All servers are up at once, and each operation is measured on every server in turn
+before the next operation, so each ratio compares the same half minute; ``--rounds``
+repeats the whole table (the api-server's own rate moves a lot from one run to the
+next) and the medians are printed: requests/s, p99 and the plugin's ratio to Airflow's.
 Nothing here asserts timings.
 """
 
@@ -28,12 +33,14 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -113,47 +120,65 @@ def check(base: str, side: int, bearer: str, prefix: str) -> None:
                   "(measured anyway: see non-2xx)", flush=True)
 
 
-def standalone(env: dict[str, str], bearer: str, args: argparse.Namespace,
-               prefix: str) -> dict[str, Result]:
-    """The plugin under gunicorn on its own (``env`` names the database), measured on
-    its experimental paths, then stopped."""
+def standalone(env: dict[str, str]) -> tuple[Any, str]:
+    """The plugin under gunicorn on its own (``env`` names the database): the process
+    and its base URL."""
     port = free_port()
     server = gunicorn("api_plugin.wsgi:application", port, env, "/api/experimental/openapi.json")
-    try:
-        return measure(f"http://127.0.0.1:{port}", 1, bearer, args.seconds, args.connections,
-                       prefix)
-    finally:
-        server.terminate()
-        server.wait()
+    return server, f"http://127.0.0.1:{port}"
 
 
-def measure(base: str, side: int, bearer: str, seconds: int, connections: int,
-            prefix: str) -> dict[str, Result]:
-    """wrk over every operation; ``side`` picks the v2 (0) or experimental (1) path."""
+def measure(bases: dict[str, str], bearer: str, args: argparse.Namespace
+            ) -> dict[str, dict[str, list[Result]]]:
+    """wrk over every operation, on every side in turn, ``args.rounds`` times; the v2
+    side takes the v2 path, the others the experimental one."""
     headers = {"Authorization": f"Bearer {bearer}"}
-    check(base, side, bearer, prefix)
-    results = {}
-    for name, paths in OPERATIONS.items():
-        script = str(HERE / "trigger.lua") if name == "trigger" else None
-        env = {"BENCH_RUN_PREFIX": prefix, "BENCH_API": "v2" if side == 0 else "experimental",
-               "BENCH_DATE_OFFSET": str(100_000_000 * SIDES.index(prefix))}
-        results[name] = wrk(base + paths[side], seconds, connections, script, env, headers)
+    for side, base in bases.items():
+        check(base, _path_index(side), bearer, side)
+    results: dict[str, dict[str, list[Result]]] = {side: {} for side in bases}
+    for number in range(args.rounds):
+        for name, paths in OPERATIONS.items():
+            script = str(HERE / "trigger.lua") if name == "trigger" else None
+            for side, base in bases.items():
+                env = {"BENCH_RUN_PREFIX": f"{side}r{number}",
+                       "BENCH_API": "v2" if side == "v2" else "experimental",
+                       "BENCH_DATE_OFFSET": str(100_000_000 * SIDES.index(side)
+                                                + 1_000_000 * number)}
+                results[side].setdefault(name, []).append(
+                    wrk(base + paths[_path_index(side)], args.seconds, args.connections,
+                        script, env, headers))
     return results
 
 
-def report(connections: int, results: dict[str, dict[str, Result]], backend: str) -> None:
-    airflow = results["v2"]
+def _path_index(side: str) -> int:
+    return 0 if side == "v2" else 1
+
+
+def report(args: argparse.Namespace, results: dict[str, dict[str, list[Result]]],
+           backend: str) -> None:
+    def rps(side: str, name: str) -> float:
+        return statistics.median(r.rps for r in results[side][name])
+
+    def p99(side: str, name: str) -> float:
+        return statistics.median(r.p99_ms for r in results[side][name])
+
     print(f"\n== Airflow 3.3.2: its v2 API vs the plugin, one Airflow-made {backend} database "
-          f"({DAG_ID}, 100 runs), {WORKERS} workers each, {connections} connections, "
-          f"one bearer token")
+          f"({DAG_ID}, 100 runs), {WORKERS} workers each, {args.connections} connections, "
+          f"one bearer token; medians of {args.rounds} rounds")
     plugins = [side for side in SIDES[1:] if side in results]
     print(f"{'operation':<15}{'v2 r/s':>9}{'v2 p99':>9}"
           + "".join(f"{side + ' r/s':>16}{'p99':>8}{'x v2':>7}" for side in plugins))
-    for name, theirs in airflow.items():
-        print(f"{name:<15}{theirs.rps:>9.1f}{theirs.p99_ms:>9.2f}" + "".join(
-            f"{results[side][name].rps:>16.0f}{results[side][name].p99_ms:>8.2f}"
-            f"{results[side][name].rps / theirs.rps:>7.1f}" for side in plugins))
-    bad = {side: sum(r.non_2xx for r in res.values()) for side, res in results.items()}
+    for name in OPERATIONS:
+        theirs = rps("v2", name)
+        print(f"{name:<15}{theirs:>9.1f}{p99('v2', name):>9.2f}" + "".join(
+            f"{rps(side, name):>16.0f}{p99(side, name):>8.2f}{rps(side, name) / theirs:>7.1f}"
+            for side in plugins))
+    if args.rounds > 1:
+        print("v2 r/s per round: " + "; ".join(
+            f"{name} " + "/".join(f"{r.rps:.0f}" for r in results["v2"][name])
+            for name in OPERATIONS))
+    bad = {side: sum(r.non_2xx for rs in res.values() for r in rs)
+           for side, res in results.items()}
     print(f"non-2xx answers: {bad}")
 
 
@@ -162,6 +187,7 @@ def main() -> int:
     parser.add_argument("--airflow3", required=True, help="virtualenv of apache-airflow 3.3.2")
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--postgresql", action="store_true",
                         help="on a database of the server of API_PLUGIN_TEST_PG_URL "
                         "(default: SQLite, where Airflow's own writers contend)")
@@ -176,30 +202,32 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="api_plugin_bench3_"))
     backend = "postgresql" if args.postgresql else "sqlite"
     home = airflow_env.make_home(work / "airflow_home", "airflow3", backend)
+    servers: list[Any] = []
     try:
-        results: dict[str, dict[str, Result]] = {}
         port = free_port()
-        server = airflow_env.start_api_server(home, home.database, port, workers=WORKERS)
-        try:
-            bearer = token(port)
-            seed(port, bearer)
-            base = f"http://127.0.0.1:{port}"
-            results["v2"] = measure(base, 0, bearer, args.seconds, args.connections, "v2")
-            results["hosted"] = measure(base, 1, bearer, args.seconds, args.connections,
-                                        "hosted")
-        finally:
-            airflow_env.stop(server)
+        api_server = airflow_env.start_api_server(home, home.database, port, workers=WORKERS)
+        bearer = token(port)
+        seed(port, bearer)
+        base = f"http://127.0.0.1:{port}"
+        bases = {"v2": base, "hosted": base}
         env = {**home.env(), "API_PLUGIN_CONFIG": str(work / "none.cfg"),
                "API_PLUGIN__AIRFLOW__CONFIG": "auto", "PYTHONPATH": str(ROOT)}
-        results["standalone"] = standalone(env, bearer, args, "standalone")
+        server, bases["standalone"] = standalone(env)
+        servers.append(server)
         if args.postgresql and os.environ.get("API_PLUGIN_TEST_PGBOUNCER_URL"):
             from bench.pg import pgbouncer_url
 
-            results["pgbouncer"] = standalone(
-                {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": pgbouncer_url(home.database)},
-                bearer, args, "pgbouncer")
-        report(args.connections, results, backend)
+            server, bases["pgbouncer"] = standalone(
+                {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": pgbouncer_url(home.database)})
+            servers.append(server)
+        results = measure(bases, bearer, args)
+        report(args, results, backend)
     finally:
+        for server in servers:
+            server.terminate()
+            server.wait()
+        if "api_server" in locals():
+            airflow_env.stop(api_server)
         home.drop_databases()
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -2,6 +2,7 @@
 webserver; growth at a million runs; a streamed run list; memory and start-up.
 
     python bench/pg.py --airflow /tmp/af2 tables      # vs Airflow 2.10.5, same PG server
+                                                      # (medians of --rounds, default 3)
     python bench/pg.py scale --big URL                # growth: 10 DAGs vs URL (seed_pg.py)
     python bench/pg.py stream --big URL               # a 100,000-run list, streamed
     python bench/pg.py footprint                      # RSS after 10k/100k requests, start-up
@@ -92,19 +93,29 @@ def stop(proc: Any) -> None:
 
 
 def side_by_side(servers: dict[str, int], seconds: int, connections: int, dag: str,
-                 task: str) -> dict[str, dict[str, Result]]:
+                 task: str, round_number: int = 0) -> dict[str, dict[str, Result]]:
     """Every endpoint on every server, server after server for each endpoint."""
     results: dict[str, dict[str, Result]] = {name: {} for name in servers}
     for endpoint, path, script in endpoints("/api/experimental", dag, task):
         for name, port in servers.items():
             # A database kept between runs (seed_pg.py's big one) has the last run's
-            # triggers: dates and run ids moved by this process's id keep them apart.
-            env = {"BENCH_RUN_PREFIX": f"{name}{os.getpid()}",
+            # triggers: dates and run ids moved by this process's id (and the round)
+            # keep them apart.
+            env = {"BENCH_RUN_PREFIX": f"{name}{os.getpid()}r{round_number}",
                    "BENCH_DATE_OFFSET": str(100_000_000 * prefix_index(name)
-                                            + 200_000 * (os.getpid() % 50))}
+                                            + 200_000 * (os.getpid() % 50)
+                                            + 1_000_000 * round_number)}
             results[name][endpoint] = wrk(f"http://127.0.0.1:{port}{path}", seconds,
                                           connections, script, env)
     return results
+
+
+def median_result(results: list[Result]) -> Result:
+    """The rounds' medians (r/s, p50, p99 each on its own); every non-2xx answer."""
+    return Result(statistics.median(r.rps for r in results),
+                  statistics.median(r.p50_ms for r in results),
+                  statistics.median(r.p99_ms for r in results),
+                  sum(r.non_2xx for r in results))
 
 
 def prefix_index(name: str) -> int:
@@ -173,7 +184,10 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         airflow = airflow_env.start_webserver(home, url, af_port)
         servers = {"direct": direct_port, "unprepared": unprepared_port,
                    "pgbouncer": bouncer_port, "airflow": af_port}
-        results = side_by_side(servers, args.seconds, args.connections, DAG_ID, TASK_ID)
+        rounds = [side_by_side(servers, args.seconds, args.connections, DAG_ID, TASK_ID, number)
+                  for number in range(args.rounds)]
+        results = {name: {endpoint: median_result([each[name][endpoint] for each in rounds])
+                          for endpoint in rounds[0][name]} for name in servers}
     finally:
         for proc in procs:
             stop(proc)
@@ -183,7 +197,8 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
     print(f"\n== PostgreSQL: plugin direct (psycopg 3, statements prepared on the server; "
           f"'unprepared': prepare_threshold=none) and through PgBouncer (transaction pooling, "
           f"psycopg 3) vs Airflow 2.10.5's webserver, one Airflow-made database ({DAG_ID}, "
-          f"100 runs), 2 sync workers each, {args.connections} connections")
+          f"100 runs), 2 sync workers each, {args.connections} connections; medians of "
+          f"{args.rounds} rounds")
     print(f"{'endpoint':<15}{'direct r/s':>11}{'p50':>7}{'p99':>7}{'unprep':>9}{'p99':>7}"
           f"{'bouncer r/s':>12}{'p50':>7}{'p99':>7}{'af2 r/s':>9}{'p50':>7}{'x af2':>7}"
           f"{'x unpr':>7}{'x pgb':>7}{'non2xx':>8}")
@@ -397,7 +412,8 @@ def main() -> int:
     parser.add_argument("--baseline", help="a copy of the code before a change, measured "
                         "in the same rounds (scale, stream)")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="full lists per server (stream)")
+                        help="tables: rounds whose medians are printed; "
+                        "stream: full lists per server")
     parser.add_argument("--big-label", default="10,000 DAGs / ~1,000,000 runs")
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=4)
