@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import jwt
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import func, select, text
 from werkzeug.test import Client
 
+from api_plugin.auth.base import Authenticated, AuthMiddleware, Denied
 from api_plugin.serving.mount import build_api, json_not_found, mount_into
 from api_plugin.settings.config import Config
 from api_plugin.store import Store
@@ -202,3 +204,80 @@ def test_a_revoked_token_in_a_chain_is_answered_as_before(
         reference.dispose()
     assert answers[0] == answers[1]
     assert answers[0][0] in (401, 403)
+
+
+class _Check:
+    """A pending check that refuses or not, and notes whether it was answered inside the
+    application's call."""
+
+    def __init__(self, refuse: bool) -> None:
+        self.refuse = refuse
+        self.inside = False
+        self.answered_inside: list[bool] = []
+
+    @contextmanager
+    def during(self) -> Iterator[None]:
+        self.inside = True
+        try:
+            yield
+        finally:
+            self.inside = False
+
+    def refusal(self) -> Denied | None:
+        self.answered_inside.append(self.inside)
+        return Denied(401, "Token has been revoked") if self.refuse else None
+
+
+class _Pending:
+    """A backend that authenticates everyone, leaving ``check`` pending."""
+
+    name = "pending"
+
+    def __init__(self, check: _Check) -> None:
+        self.check = check
+
+    def challenge(self) -> str:
+        return "Bearer"
+
+    def authenticate(self, environ: dict[str, Any]) -> Authenticated:
+        return Authenticated("someone", pending=self.check)
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_another_application_is_called_only_once_the_check_is_answered(refuse: bool) -> None:
+    """In front of any application but the plugin's own (a PasteDeploy pipeline), the
+    middleware cannot know that the application settles the check before it writes: it
+    answers the check first, and a refused request never reaches the application."""
+    calls: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        calls.append(environ["REMOTE_USER"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"written"]
+
+    check = _Check(refuse)
+    response = Client(AuthMiddleware(app, [_Pending(check)])).get("/")
+    assert check.answered_inside == [False]
+    if refuse:
+        assert response.status_code == 401 and calls == []
+    else:
+        assert (response.status_code, response.data, calls) == (200, b"written", ["someone"])
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_an_application_that_starts_its_answer_late_is_answered(refuse: bool) -> None:
+    """An application that calls start_response only while its body is iterated (allowed
+    by PEP 3333) gets its status through once the check is answered."""
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"late"
+
+    check = _Check(refuse)
+    middleware = AuthMiddleware(app, [_Pending(check)], app_settles_checks=True)
+    response = Client(middleware).get("/")
+    assert check.answered_inside == [True]
+    if refuse:
+        assert response.status_code == 401
+        assert response.get_json() == {"error": "Token has been revoked"}
+    else:
+        assert (response.status_code, response.data) == (200, b"late")

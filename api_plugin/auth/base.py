@@ -92,10 +92,17 @@ def _no_credentials(environ: Environ) -> bool:
 class AuthMiddleware:
     """WSGI middleware that lets a request reach ``app`` only when a backend consents."""
 
-    def __init__(self, app: WSGIApp, backends: Sequence[AuthBackend]) -> None:
+    def __init__(self, app: WSGIApp, backends: Sequence[AuthBackend], *,
+                 app_settles_checks: bool = False) -> None:
+        """``app_settles_checks``: ``app`` answers a pending check itself before it
+        writes anything (the plugin's own API does, in its store), so the check may wait
+        for ``app``'s first query. Any other application (a PasteDeploy pipeline may put
+        these filters in front of anything) is called only once the check has been
+        answered."""
         if not backends:
             raise ValueError("AuthMiddleware needs at least one backend")
         self.app = app
+        self.app_settles_checks = app_settles_checks
         self.backends = tuple(backends)
         self._challenges = tuple(c for b in self.backends if (c := b.challenge()))
 
@@ -116,9 +123,14 @@ class AuthMiddleware:
             else:
                 outcome = _ask(self.backends[index], environ)
             if isinstance(outcome, Authenticated):
-                if outcome.pending is not None:
+                if outcome.pending is None:
+                    return self._let_through(outcome, environ, start_response)
+                if self.app_settles_checks:
                     return self._let_through_pending(outcome, index, environ, start_response)
-                return self._let_through(outcome, environ, start_response)
+                if (late := outcome.pending.refusal()) is not None:
+                    return self._decide(environ, start_response, index, late)
+                return self._let_through(replace(outcome, pending=None), environ,
+                                         start_response)
             if isinstance(outcome, Denied):
                 if outcome.status != 401 and refusal is None:
                     refusal = outcome
@@ -141,8 +153,11 @@ class AuthMiddleware:
         check = outcome.pending
         assert check is not None
         held: list[tuple[str, list[tuple[str, str]], Any]] = []
+        decided = False
 
         def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if decided:  # an application that starts its answer late, while iterated
+                return start_response(status, headers, exc_info)
             held[:] = [(status, headers, exc_info)]
             return _no_write
 
@@ -158,6 +173,7 @@ class AuthMiddleware:
             _close(body)
             environ.pop("REMOTE_USER", None)
             return self._decide(environ, start_response, index, refusal)
+        decided = True
         if held:
             start_response(*held[0])
         return body

@@ -112,6 +112,9 @@ def build_backends(config: Config, user_lookup: UserLookup | None = None, *,
 
 
 def wrap_with_auth(app: WSGIApp, config: Config, user_lookup: UserLookup | None = None, *,
-                   store: Store | None = None) -> AuthMiddleware:
-    """``app`` behind the configured backend stack."""
-    return AuthMiddleware(app, build_backends(config, user_lookup, store=store))
+                   store: Store | None = None, app_settles_checks: bool = False
+                   ) -> AuthMiddleware:
+    """``app`` behind the configured backend stack (``app_settles_checks``: see
+    ``AuthMiddleware``)."""
+    return AuthMiddleware(app, build_backends(config, user_lookup, store=store),
+                          app_settles_checks=app_settles_checks)

@@ -38,7 +38,9 @@ def load_config(config: Config | None = None, **overrides: Any) -> Config:
 def build_api(config: Config, store: Store | None = None) -> WSGIApp:
     """The API app behind its auth stack, paths relative to the prefix (not mounted)."""
     store = store or Store.open(config.sql_alchemy_conn, create=_embedded(config))
-    return wrap_with_auth(ApiApp.from_config(config, store), config, store=store)
+    # The API settles a pending revoked_token read before any write (Store._write_section).
+    return wrap_with_auth(ApiApp.from_config(config, store), config, store=store,
+                          app_settles_checks=True)
 
 
 def build_application(config: Config | None = None, **overrides: Any) -> WSGIApp:
