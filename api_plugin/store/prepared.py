@@ -55,11 +55,22 @@ class Prepared:
         # cursor describes; they are made then, once.
         self.result_processors: tuple[Processor, ...] | None = None
 
-    def _processors(self, description: Any) -> tuple[Processor, ...]:
+    def _learn_processors(self, description: Any) -> None:
+        """The result processors, made once, from the first cursor that describes the
+        result."""
+        if self.result_processors is not None or description is None:
+            return
         dialect = self.engine.dialect
-        return tuple(
+        self.result_processors = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, described[1])
             for column, described in zip(self.columns, description, strict=True))
+
+    @property
+    def carries_riders(self) -> bool:
+        """Whether this query can take the request's deferred read along in its own
+        message (``_fetch_with``): psycopg 3's pipeline mode can; psycopg2 and SQLite
+        cannot."""
+        return self.engine.dialect.driver == "psycopg"
 
     def _parameters(self, values: Mapping[str, Any]) -> Any:
         merged = {**self.literals, **values}
@@ -169,8 +180,7 @@ class Prepared:
         size, opening = first, True
         while True:
             rows = fetch(size, opening)
-            if self.result_processors is None and cursor.description is not None:
-                self.result_processors = self._processors(cursor.description)
+            self._learn_processors(cursor.description)
             if not rows:
                 break
             yield self._rows(rows)
@@ -180,13 +190,12 @@ class Prepared:
 
     def _fetch(self, values: Mapping[str, Any]) -> list[Any]:
         rider = riding_with(self.engine)
-        if rider is not None and self.engine.dialect.driver == "psycopg":
+        if rider is not None and self.carries_riders:
             return self._fetch_with(rider, values)
         with driver_cursor(self.engine, self.sql, values) as cursor:
             cursor.execute(self.sql, self._parameters(values))
             rows = list(cursor.fetchall())
-            if self.result_processors is None:
-                self.result_processors = self._processors(cursor.description)
+            self._learn_processors(cursor.description)
         return rows
 
     def _fetch_with(self, rider: DeferredRead, values: Mapping[str, Any]) -> list[Any]:
@@ -203,13 +212,11 @@ class Prepared:
                     rider_cursor.execute(other.sql, other._parameters(rider.values))
                     cursor.execute(self.sql, self._parameters(values))
                 rider_rows = list(rider_cursor.fetchall())
-                if other.result_processors is None:
-                    other.result_processors = other._processors(rider_cursor.description)
+                other._learn_processors(rider_cursor.description)
             finally:
                 rider_cursor.close()
             rows = list(cursor.fetchall())
-            if self.result_processors is None:
-                self.result_processors = self._processors(cursor.description)
+            self._learn_processors(cursor.description)
         rider.received(other._rows(rider_rows))
         return rows
 

@@ -44,13 +44,12 @@ class RevocationCheck:
 
     def __init__(self, store: Store) -> None:
         self.query = store.prepared(_revoked_query)
-        self.can_ride = store.is_postgresql and store.read_engine.dialect.driver == "psycopg"
 
     def __call__(self, jti: str) -> bool:
         return self.query.first(jti=jti) is not None
 
     def later(self, jti: str, verdict: Callable[[list[Any]], None]) -> DeferredRead | None:
-        if not self.can_ride:
+        if not self.query.carries_riders:
             return None
         return DeferredRead(self.query, {"jti": jti}, verdict)
 
