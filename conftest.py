@@ -208,6 +208,25 @@ def make_database(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
 
 
 @pytest.fixture
+def make_seeded_store(
+        make_database: Callable[[str, str], str]) -> Iterator[Callable[[str, str], Store]]:
+    """A factory of stores over new databases of a flavor and backend, holding what
+    Airflow itself would have written (``seed_airflow_rows``); disposed of after the
+    test, before the databases are dropped."""
+    opened: list[Store] = []
+
+    def make(flavor: str, backend: str = "sqlite") -> Store:
+        store = Store.open(make_database(flavor, backend))
+        opened.append(store)
+        seed_airflow_rows(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.dispose()
+
+
+@pytest.fixture
 def api(
     flavor: str, backend: str, make_database: Callable[[str, str], str], tmp_path: Path
 ) -> Iterator[ApiHarness]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import http.client
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -164,11 +164,8 @@ def test_concurrent_threads_cannot_overshoot(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def airflow2_store(backend: str, make_database: Callable[[str, str], str]) -> Iterator[Store]:
-    store = Store.open(make_database("airflow2", backend))
-    seed_airflow_rows(store)
-    yield store
-    store.dispose()
+def airflow2_store(backend: str, make_seeded_store: Callable[[str, str], Store]) -> Store:
+    return make_seeded_store("airflow2", backend)
 
 
 def test_a_deactivated_user_or_changed_password_stops_working_at_once(

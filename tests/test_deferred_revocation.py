@@ -23,7 +23,7 @@ from api_plugin.serving.mount import build_api, json_not_found, mount_into
 from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from api_plugin.store.tokens import _revoked_query
-from conftest import PREFIX, seed_airflow_rows
+from conftest import PREFIX
 
 SECRET = "s" * 64
 DATE = "2025-01-01T00:00:00+00:00"
@@ -38,11 +38,8 @@ def mint(jti: str) -> str:
 
 
 @pytest.fixture
-def airflow3(backend: str, make_database: Callable[[str, str], str]) -> Iterator[Store]:
-    store = Store.open(make_database("airflow3", backend))
-    seed_airflow_rows(store)
-    yield store
-    store.dispose()
+def airflow3(backend: str, make_seeded_store: Callable[[str, str], Store]) -> Store:
+    return make_seeded_store("airflow3", backend)
 
 
 def client(store: Store, backends: str = "airflow_jwt") -> Client:
@@ -186,22 +183,18 @@ def test_the_lookup_rides_with_the_first_query_on_postgresql(
 @pytest.mark.parametrize("backends", ["airflow_jwt,deny_all", "airflow_jwt,password",
                                       "password,airflow_jwt"])
 def test_a_revoked_token_in_a_chain_is_answered_as_before(
-        airflow3: Store, backends: str, make_database: Callable[[str, str], str]) -> None:
+        airflow3: Store, backends: str,
+        make_seeded_store: Callable[[str, str], Store]) -> None:
     """The chain goes on after a refusal found late exactly as after one found at once
     (SQLite's lookup is made at once: the reference)."""
     jti = uuid.uuid4().hex
-    reference = Store.open(make_database("airflow3", "sqlite"))
-    try:
-        seed_airflow_rows(reference)
-        answers = []
-        for store in (reference, airflow3):
-            revoke(store, jti)
-            response = client(store, backends).get(f"{PREFIX}/pools",
-                                                   headers=bearer(mint(jti)))
-            answers.append((response.status_code, response.get_json(),
-                            response.headers.get("WWW-Authenticate")))
-    finally:
-        reference.dispose()
+    reference = make_seeded_store("airflow3", "sqlite")
+    answers = []
+    for store in (reference, airflow3):
+        revoke(store, jti)
+        response = client(store, backends).get(f"{PREFIX}/pools", headers=bearer(mint(jti)))
+        answers.append((response.status_code, response.get_json(),
+                        response.headers.get("WWW-Authenticate")))
     assert answers[0] == answers[1]
     assert answers[0][0] in (401, 403)
 

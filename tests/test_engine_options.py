@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -96,27 +97,37 @@ def _engines(url: str) -> Iterator[Engine]:
     yield make_read_engine(engine)
 
 
-def _thresholds(url: str) -> list[object]:
-    """Each engine's first connection's prepare_threshold, and whether a query run six
-    times on it left a statement prepared on its server connection."""
-    seen: list[object] = []
+def _first_connections(url: str) -> Iterator[Any]:
+    """The first DBAPI connection of each engine for ``url`` (the write engine's, then
+    the hot reads'), given back and its engine disposed of once the caller moves on."""
     for engine in _engines(url):
         try:
             raw = engine.raw_connection()
             try:
-                connection = raw.dbapi_connection
-                assert connection is not None
-                for _ in range(DIRECT_PREPARE_THRESHOLD + 1):
-                    connection.execute("SELECT count(*) FROM pg_class WHERE relname = %s",
-                                       ("pg_class",)).fetchall()
-                prepared = connection.execute(
-                    "SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
-                seen.append((connection.prepare_threshold, prepared > 0))
-                connection.rollback()
+                assert raw.dbapi_connection is not None
+                yield raw.dbapi_connection
             finally:
                 raw.close()
         finally:
             engine.dispose()
+
+
+def _run_a_query(connection: Any) -> None:
+    connection.execute("SELECT count(*) FROM pg_class WHERE relname = %s",
+                       ("pg_class",)).fetchall()
+
+
+def _thresholds(url: str) -> list[object]:
+    """Each engine's first connection's prepare_threshold, and whether a query run six
+    times on it left a statement prepared on its server connection."""
+    seen: list[object] = []
+    for connection in _first_connections(url):
+        for _ in range(DIRECT_PREPARE_THRESHOLD + 1):
+            _run_a_query(connection)
+        prepared = connection.execute(
+            "SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+        seen.append((connection.prepare_threshold, prepared > 0))
+        connection.rollback()
     return seen
 
 
@@ -149,21 +160,10 @@ def test_a_connection_through_pgbouncer_does_not_prepare() -> None:
     not this connection's; preparing stays off, on both engines."""
     url = os.environ.get("API_PLUGIN_TEST_PGBOUNCER_URL")
     assert url, "API_PLUGIN_TEST_PGBOUNCER_URL names the test PgBouncer (.ci/pgbouncer.sh)"
-    bounced = _psycopg_url(url)
     seen = []
-    for engine in _engines(bounced):
-        try:
-            raw = engine.raw_connection()
-            try:
-                connection = raw.dbapi_connection
-                assert connection is not None
-                for _ in range(DIRECT_PREPARE_THRESHOLD + 3):  # would fail once prepared
-                    connection.execute("SELECT count(*) FROM pg_class WHERE relname = %s",
-                                       ("pg_class",)).fetchall()
-                    connection.rollback()
-                seen.append(connection.prepare_threshold)
-            finally:
-                raw.close()
-        finally:
-            engine.dispose()
+    for connection in _first_connections(_psycopg_url(url)):
+        for _ in range(DIRECT_PREPARE_THRESHOLD + 3):  # would fail once prepared
+            _run_a_query(connection)
+            connection.rollback()
+        seen.append(connection.prepare_threshold)
     assert seen == [None, None]

@@ -4,7 +4,7 @@ and a compiled INSERT writes what SQLAlchemy would write; on SQLite and PostgreS
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,14 +15,12 @@ from sqlalchemy.sql import Select
 from api_plugin.store import DatabaseFailure, Store
 from api_plugin.store.prepared import Prepared, PreparedInsert
 from api_plugin.store.tables import AIRFLOW2, Tables
-from conftest import seed_airflow_rows
 
 
 @pytest.fixture
-def store(backend: str, make_database: Callable[[str, str], str]) -> Iterator[Store]:
+def store(backend: str, make_seeded_store: Callable[[str, str], Store]) -> Store:
     """A seeded airflow2 database (default_pool, etl_nightly) with three more pools."""
-    store = Store.open(make_database(AIRFLOW2, backend))
-    seed_airflow_rows(store)
+    store = make_seeded_store(AIRFLOW2, backend)
     pools = store.tables.slot_pool
     with store.write() as conn:
         conn.execute(insert(pools), [
@@ -31,8 +29,7 @@ def store(backend: str, make_database: Callable[[str, str], str]) -> Iterator[St
             for name, slots, description, deferred in (
                 ("alpha", 1, None, True), ("beta", -1, "unbounded", False),
                 ("gamma", 0, "ünïcode ✓", True))])
-    yield store
-    store.dispose()
+    return store
 
 
 def _pool_by_name(t: Tables) -> Select[Any]:

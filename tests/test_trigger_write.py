@@ -5,7 +5,7 @@ transaction again, but never once its COMMIT was sent."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, select, text
 from api_plugin.store import DatabaseFailure, Store, run_writes
 from api_plugin.store.driver import CommitSent, driver_transaction
 from api_plugin.store.tables import AIRFLOW2
-from conftest import PG_URL, ApiHarness, seed_airflow_rows
+from conftest import PG_URL, ApiHarness
 
 WHEN = "2026-03-01T00:00:00+00:00"
 
@@ -74,15 +74,13 @@ def test_a_duplicate_spends_no_run_id(api: ApiHarness) -> None:
 
 
 @pytest.fixture
-def pg_store(make_database: Callable[[str, str], str]) -> Iterator[Store]:
+def pg_store(make_seeded_store: Callable[[str, str], Store]) -> Store:
     """An airflow2 database on PostgreSQL, seeded (etl_nightly), its store warmed up."""
     if not PG_URL:
         pytest.fail("API_PLUGIN_TEST_PG_URL unset: see .ci/postgres.sh")
-    store = Store.open(make_database(AIRFLOW2, "postgresql"))
-    seed_airflow_rows(store)
+    store = make_seeded_store(AIRFLOW2, "postgresql")
     assert store.insert_run(*_rows("warm1"), None, **_clash("warm1"))
-    yield store
-    store.dispose()
+    return store
 
 
 def _drop_connections(store: Store) -> int:
