@@ -216,3 +216,64 @@ def test_on_postgresql_the_write_is_its_own_statements_only(
     with pg_store.read() as conn:
         assert conn.scalars(select(ti.c.task_id).where(ti.c.run_id == "one4")).all() == [
             "extract"]
+
+
+class _Traced:
+    """Round trips of one psycopg 3 pooled connection, from libpq's protocol trace:
+    every ReadyForQuery the server sends ends one exchange the client waited for."""
+
+    def __init__(self, raw: Any, path: Any) -> None:
+        from psycopg import pq
+
+        self._raw, self._file = raw, open(path, "ab")  # noqa: SIM115 (closed on close)
+        pgconn = raw.dbapi_connection.pgconn
+        pgconn.trace(self._file.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def close(self) -> None:
+        if self._raw.dbapi_connection is not None:
+            self._raw.dbapi_connection.pgconn.untrace()
+        self._file.close()
+        self._raw.close()
+
+
+def _exchanges(path: Any) -> list[list[str]]:
+    """The traced frontend messages that carried a statement, grouped by the server's
+    ReadyForQuery that answered them."""
+    groups: list[list[str]] = [[]]
+    for line in path.read_text().splitlines():
+        fields = line.split("\t", 3)
+        if len(fields) < 3 or fields[0] not in ("F", "B"):
+            continue  # the rest of a statement's text
+        direction, _length, kind, rest = [*fields, ""][:4]
+        if direction == "F" and kind in ("Parse", "Query"):
+            text = rest.split('"')[3 if kind == "Parse" else 1]
+            groups[-1].append(text.split()[0])
+        elif direction == "B" and kind == "ReadyForQuery":
+            groups.append([])
+    return [group for group in groups if group]
+
+
+@pytest.mark.postgres
+def test_with_psycopg_3_the_write_is_two_round_trips(
+        pg_store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """BEGIN and the run's INSERT, whose row count decides, in one message; the task
+    instances' INSERT and COMMIT in a second. A clash: the run's INSERT wrote nothing,
+    and the ROLLBACK alone goes second."""
+    assert pg_store.read_engine.dialect.driver == "psycopg", "the postgres env's default"
+    trace = tmp_path / "trace"
+    pool = pg_store.read_engine
+    connect = pool.raw_connection
+    monkeypatch.setattr(pool, "raw_connection", lambda: _Traced(connect(), trace))
+    assert pg_store.insert_run(*_rows("two5"), None, **_clash("two5"))
+    assert _exchanges(trace) == [["BEGIN", "INSERT"], ["INSERT", "COMMIT"]]
+    trace.write_text("")
+    assert not pg_store.insert_run(*_rows("two5"), None, **_clash("two5"))
+    assert _exchanges(trace) == [["BEGIN", "INSERT"], ["ROLLBACK"]]
+    ti = pg_store.tables.task_instance
+    with pg_store.read() as conn:
+        assert conn.scalars(select(ti.c.task_id).where(ti.c.run_id == "two5")).all() == [
+            "extract"]

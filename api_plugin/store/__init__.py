@@ -50,7 +50,7 @@ from api_plugin.store.boundary import (
 )
 from api_plugin.store.checkpoint import Checkpointer
 from api_plugin.store.deferred import settle_pending
-from api_plugin.store.driver import CommitSent, driver_transaction
+from api_plugin.store.driver import CommitSent, Transaction, driver_transaction
 from api_plugin.store.engine import make_engine, make_read_engine
 from api_plugin.store.flavor import inspect_schema
 from api_plugin.store.locking import hold, writer_lock_for
@@ -272,9 +272,11 @@ class Store:
 
         The transaction runs on the read pool's connections (autocommit, no ping:
         ``driver_transaction``), so on PostgreSQL it is BEGIN, the INSERTs and COMMIT,
-        nothing else. A connection the server dropped is found by a statement before
-        the COMMIT: nothing can have been written, so the pool is emptied and the whole
-        transaction run once more on a fresh connection, as a read would be.
+        nothing else; with psycopg 3 in two round trips (BEGIN and the run's INSERT, whose
+        row count decides; the rest with COMMIT). A connection the server dropped is
+        found by a statement before the COMMIT: nothing can have been written, so the
+        pool is emptied and the whole transaction run once more on a fresh connection,
+        as a read would be.
         """
         with BOUNDARY:
             try:
@@ -308,14 +310,14 @@ class Store:
         audit = self._insert("log", tuple(audit_row)) if audit_row else None
         clash = {CLASH_DAG_ID: dag_id, CLASH_RUN_ID: run_id, CLASH_WHEN: when}
         try:
-            with self._raw_write() as cursor:
-                run.execute(cursor, {**run_row, **clash})
-                if cursor.rowcount == 0:
+            with self._raw_write() as transaction:
+                run.execute(transaction, {**run_row, **clash})
+                if transaction.rowcount == 0:
                     raise _Clash  # rolls the transaction back: nothing written
                 for statement, values in batches:
-                    statement.execute(cursor, values)
+                    statement.execute(transaction, values)
                 if audit is not None and audit_row is not None:
-                    audit.execute(cursor, audit_row)
+                    audit.execute(transaction, audit_row)
         except _Clash:
             return False
         return True
@@ -349,8 +351,9 @@ class Store:
         return found
 
     @contextmanager
-    def _raw_write(self) -> Iterator[Any]:
-        """A DBAPI cursor inside one write transaction, committed on success.
+    def _raw_write(self) -> Iterator[Transaction]:
+        """A driver-level write transaction (``driver.Transaction``), committed on
+        success.
 
         The trigger's path: the same transaction as ``write()`` (SQLite: the writer
         flock, then ``BEGIN IMMEDIATE``) without SQLAlchemy's per-statement machinery.
