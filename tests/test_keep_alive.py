@@ -15,6 +15,7 @@ import pytest
 from tests.servers import Server
 
 PREFIX = "/api/experimental"
+OK = b'{"status":"OK"}'
 
 
 @pytest.fixture
@@ -212,3 +213,56 @@ def test_expect_continue_on_a_kept_connection(served: Server) -> None:
         assert answers.closed()
     assert created is not None and created[0] == 200
     assert read is not None and json.loads(read[2])["pool"] == "later"
+
+
+class _Sends:
+    """A socket that records each ``sendall``."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def sendall(self, data: bytes, *flags: int) -> None:
+        self.sent.append(bytes(data))
+
+
+def test_an_answer_in_hand_leaves_in_one_send() -> None:
+    """gunicorn sends the status line and headers on their own; held, they go with the
+    body's first piece. With nothing after them (a HEAD), ``release`` sends them alone;
+    anything sent after that goes as it comes."""
+    from api_plugin.serving.buffered_worker import _Replay
+
+    sock = _Sends()
+    replay = _Replay(sock, b"", whole=True)  # type: ignore[arg-type]
+    replay.hold_head()
+    replay.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert sock.sent == []
+    replay.sendall(b"{}")
+    replay.release()
+    assert sock.sent == [b"HTTP/1.1 200 OK\r\n\r\n{}"]
+    sock.sent.clear()
+    replay.hold_head()
+    replay.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+    replay.release()
+    replay.sendall(b"more")
+    assert sock.sent == [b"HTTP/1.1 200 OK\r\n\r\n", b"more"]
+
+
+def test_a_head_answer_and_the_next_one_arrive_whole(served: Server) -> None:
+    """An answer without a body (HEAD) still gets its held headers out, before the next
+    answer on the same connection; and a streamed list is not held back."""
+    with connect(served) as sock:
+        sock.sendall(get("/test").replace(b"GET", b"HEAD", 1) + get("/test")
+                     + get("/dags/example_etl/dag_runs"))
+        answers = Answers(sock)
+        status = answers.file.readline()
+        headers = []
+        while (header := answers.file.readline()) not in (b"\r\n", b""):
+            headers.append(header.decode("latin-1").lower().strip())
+        assert status.startswith(b"HTTP/1.1 200")
+        assert f"content-length: {len(OK)}" in headers
+        # no body after a HEAD's headers: the next bytes are the next answer
+        after = answers.next()
+        assert after is not None and (after[0], after[2]) == (200, OK)
+        listed = answers.next()
+        assert listed is not None and listed[0] == 200
+        assert isinstance(json.loads(listed[2]), list)

@@ -68,12 +68,39 @@ class _Replay:
     """The client's socket, with the already-read request served first to the parser;
     everything else (sending the answer, closing) goes to the real socket. A request
     whose end is known (``whole``) is all the parser may read: the bytes after it belong
-    to the next request, so the socket is never read through."""
+    to the next request, so the socket is never read through.
+
+    ``hold_head`` keeps the next thing sent (gunicorn sends the status line and headers
+    on their own) until the one after it, or ``release``: an answer whose body is in
+    hand then leaves in one send, not two. On loopback each send wakes the client once
+    and the second is a third of what serving a small answer costs.
+    """
 
     def __init__(self, sock: socket.socket, data: bytes, whole: bool = False) -> None:
         self._sock = sock
         self._data = data
         self._whole = whole
+        self._holding = False
+        self._held = b""
+
+    def hold_head(self) -> None:
+        self._holding = True
+
+    def sendall(self, data: bytes, *flags: int) -> None:
+        if self._holding:
+            self._holding = False
+            self._held = bytes(data)
+            return
+        if self._held:
+            data, self._held = self._held + data, b""
+        self._sock.sendall(data, *flags)
+
+    def release(self) -> None:
+        """Send what is held (an answer without a body: a HEAD, a 204)."""
+        self._holding = False
+        if self._held:
+            held, self._held = self._held, b""
+            self._sock.sendall(held)
 
     def recv(self, size: int, *flags: int) -> bytes:
         if self._data:
@@ -263,10 +290,14 @@ class BufferedWorker(JsonErrorWorker):
                 if isinstance(answer, environ["wsgi.file_wrapper"]):
                     resp.write_file(answer)
                 else:
+                    if isinstance(answer, list | tuple) and isinstance(client, _Replay):
+                        client.hold_head()  # the body is in hand: one send for all
                     for item in answer:
                         resp.write(item)
                 resp.close()
             finally:
+                if isinstance(client, _Replay):
+                    client.release()
                 self.log.access(resp, req, environ, datetime.now() - started)
                 if hasattr(answer, "close"):
                     answer.close()
