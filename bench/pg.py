@@ -6,6 +6,7 @@ webserver; growth at a million runs; a streamed run list; memory and start-up.
     python bench/pg.py scale --big URL                # growth: 10 DAGs vs URL (seed_pg.py)
     python bench/pg.py stream --big URL               # a 100,000-run list, streamed
     python bench/pg.py footprint                      # RSS after 10k/100k requests, start-up
+    python bench/pg.py --airflow /tmp/af2 ceiling     # the machine's own bounds (below)
 
 ``scale`` and ``stream`` take ``--baseline DIR``: a copy of the code before a change
 (``git archive <commit> | tar -x -C DIR``), served next to this one and measured in the
@@ -14,6 +15,12 @@ same rounds, so that before and after compare the same minute.
 ``tables`` serves the plugin direct twice: as configured by default (statements prepared
 on the server, since its connections reach it directly) and with preparing turned off
 in the URL (``?prepare_threshold=none``), as through PgBouncer.
+
+``ceiling`` asks what this machine allows at all. Next to the plugin and Airflow 2.10.5 it
+serves ``bench/ceiling.py``'s two bare apps under the same worker: one answers ``/test``'s
+body, the other a pool with nothing but one prepared read on one connection. Their rates
+bound any implementation's ``/test`` and single-read endpoints here, so "ceiling x af2"
+says which ratios this machine can give at all.
 
 PostgreSQL is the server of API_PLUGIN_TEST_PG_URL, PgBouncer (transaction pooling) the
 one of API_PLUGIN_TEST_PGBOUNCER_URL (.ci/postgres.sh, .ci/pgbouncer.sh). Every server
@@ -234,6 +241,66 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
               f"{d.non_2xx + p.non_2xx + b.non_2xx:>5}/{a.non_2xx}")
 
 
+def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
+    """``/test`` and one pool read: the plugin, the bare apps of ``bench/ceiling.py`` and
+    Airflow 2.10.5, all up at once on one Airflow-made database, interleaved per round."""
+    from bench.airflow_side import DAG_ID
+    from tests.compat import airflow_env
+
+    home, url = airflow_made_database(Path(args.airflow).resolve(), work)
+    libpq_url = "postgresql://" + url.split("://", 1)[1]
+    procs = []
+    try:
+        direct, direct_port = plugin(url, env)
+        procs.append(direct)
+        bare_port = free_port()
+        procs.append(start(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{bare_port}",
+             "--workers", "2", "--worker-class", WORKER_CLASS, "--chdir", str(HERE.parent),
+             "bench.ceiling:app"], env, f"http://127.0.0.1:{bare_port}/"))
+        pool_port = free_port()
+        procs.append(start(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{pool_port}",
+             "--workers", "2", "--worker-class", WORKER_CLASS, "--chdir", str(HERE.parent),
+             "bench.ceiling:pool_app"], {**env, "CEILING_PG_URL": libpq_url},
+            f"http://127.0.0.1:{pool_port}/default_pool"))
+        af_port = free_port()
+        airflow = airflow_env.start_webserver(home, url, af_port)
+        api = "/api/experimental"
+        plan = {"test": {"plugin": (direct_port, f"{api}/test"),
+                         "bare": (bare_port, "/"),
+                         "airflow": (af_port, f"{api}/test")},
+                "pool": {"plugin": (direct_port, f"{api}/pools/default_pool"),
+                         "bare": (pool_port, "/default_pool"),
+                         "airflow": (af_port, f"{api}/pools/default_pool")}}
+        measured: dict[tuple[str, str], list[Result]] = {}
+        for _ in range(args.rounds):
+            for endpoint, servers in plan.items():
+                for server, (port, path) in servers.items():
+                    measured.setdefault((endpoint, server), []).append(
+                        wrk(f"http://127.0.0.1:{port}{path}", args.seconds,
+                            args.connections))
+        results = {key: median_result(each) for key, each in measured.items()}
+    finally:
+        for proc in procs:
+            stop(proc)
+        if "airflow" in locals():
+            airflow_env.stop(airflow)
+        home.drop_databases()
+    print(f"\n== What this machine allows: the plugin, the bare apps of bench/ceiling.py "
+          f"and Airflow 2.10.5 ({DAG_ID}'s database), 2 workers each, {args.connections} "
+          f"connections; medians of {args.rounds} rounds")
+    print(f"{'endpoint':<10}{'plugin r/s':>11}{'bare r/s':>10}{'af2 r/s':>9}"
+          f"{'plugin/bare':>13}{'plugin x af2':>14}{'bare x af2':>12}{'non2xx':>8}")
+    for endpoint in plan:
+        ours, bare, theirs = (results[endpoint, server]
+                              for server in ("plugin", "bare", "airflow"))
+        print(f"{endpoint:<10}{ours.rps:>11.0f}{bare.rps:>10.0f}{theirs.rps:>9.0f}"
+              f"{ours.rps / bare.rps:>13.2f}{ours.rps / theirs.rps:>14.1f}"
+              f"{bare.rps / theirs.rps:>12.1f}"
+              f"{ours.non_2xx + bare.non_2xx:>5}/{theirs.non_2xx}")
+
+
 # ---------------------------------------------------------------------- growth
 
 
@@ -427,8 +494,10 @@ def run_mix(port: int, requests: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["tables", "scale", "stream", "footprint"])
-    parser.add_argument("--airflow", help="virtualenv of apache-airflow 2.10.5 (tables)")
+    parser.add_argument("what", choices=["tables", "scale", "stream", "footprint",
+                                         "ceiling"])
+    parser.add_argument("--airflow",
+                        help="virtualenv of apache-airflow 2.10.5 (tables, ceiling)")
     parser.add_argument("--big", help="URL of a seed_pg.py database (scale, stream)")
     parser.add_argument("--baseline", help="a copy of the code before a change, measured "
                         "in the same rounds (scale, stream)")
@@ -448,6 +517,7 @@ def main() -> int:
         "scale": lambda: scale(args, env),
         "stream": lambda: stream(args, env),
         "footprint": lambda: footprint(args, env),
+        "ceiling": lambda: ceiling(args, env, work),
     }
     try:
         actions[args.what]()
