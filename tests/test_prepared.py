@@ -127,3 +127,48 @@ def test_an_insert_writes_what_sqlalchemy_would(store: Store) -> None:
     assert sorted(written) == ["batch0", "batch1", "batch2", "single"]  # beta has -1 slots
     assert find.first(name="batch1").include_deferred is False
     assert find.first(name="batch2").include_deferred is True
+
+
+def _quotient(_t: Tables) -> Select[Any]:
+    return select((literal(1) / bindparam("divisor")).label("q"))
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_keeps_its_cursor(
+        make_seeded_store: Callable[[str, str], Store], monkeypatch: pytest.MonkeyPatch) -> None:
+    """psycopg 3: reads on one pooled connection share one cursor, made at its first read;
+    after a failed statement, or a result larger than ``KEPT_ROWS_MAX``, the next read
+    makes a new one. Every read gives its own rows."""
+    from api_plugin.store import driver
+
+    store = make_seeded_store(AIRFLOW2, "postgresql")
+    with store.write() as conn:
+        conn.execute(insert(store.tables.slot_pool), [
+            {"pool": f"p{i}", "slots": i, "description": None, "include_deferred": False}
+            for i in range(3)])
+    store.read_engine.dispose()  # from here on one connection, opened by the first read
+    used: list[Any] = []  # the cursor of each read, in order
+    keep = driver._kept_cursor
+
+    def recorded(raw: Any) -> Any:
+        used.append(keep(raw))
+        return used[-1]
+
+    monkeypatch.setattr(driver, "_kept_cursor", recorded)
+    by_name = store.prepared(_pool_by_name)
+    for name, slots in (("p0", 0), ("p1", 1), ("p2", 2), ("p1", 1), ("default_pool", 128)):
+        assert by_name.first(name=name).slots == slots
+    assert len(used) == 5 and len({id(cursor) for cursor in used}) == 1
+    assert not used[0].closed
+    with pytest.raises(DatabaseFailure):
+        store.prepared(_quotient).first(divisor=0)  # division by zero, on the server
+    assert used[-1] is used[0] and used[0].closed  # a failed statement's is not kept
+    assert by_name.first(name="p2").slots == 2
+    second = used[-1]
+    assert second is not used[0] and not second.closed
+    monkeypatch.setattr(driver, "KEPT_ROWS_MAX", 2)
+    assert [row.pool for row in store.prepared(_pools_from).all(least=0)] == [
+        "default_pool", "p0", "p1", "p2"]
+    assert used[-1] is second and second.closed  # four rows: more than two, not kept
+    assert by_name.first(name="p0").slots == 0
+    assert used[-1] is not second and not used[-1].closed

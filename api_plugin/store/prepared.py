@@ -55,10 +55,13 @@ class Prepared:
         # cursor describes; they are made then, once.
         self.result_processors: tuple[Processor, ...] | None = None
 
-    def _learn_processors(self, description: Any) -> None:
+    def _learn_processors(self, cursor: Any) -> None:
         """The result processors, made once, from the first cursor that describes the
-        result."""
-        if self.result_processors is not None or description is None:
+        result (a cursor builds its description anew each time it is asked)."""
+        if self.result_processors is not None:
+            return
+        description = cursor.description
+        if description is None:
             return
         dialect = self.engine.dialect
         self.result_processors = tuple(
@@ -180,7 +183,7 @@ class Prepared:
         size, opening = first, True
         while True:
             rows = fetch(size, opening)
-            self._learn_processors(cursor.description)
+            self._learn_processors(cursor)
             if not rows:
                 break
             yield self._rows(rows)
@@ -195,7 +198,7 @@ class Prepared:
         with driver_cursor(self.engine, self.sql, values) as cursor:
             cursor.execute(self.sql, self._parameters(values))
             rows = list(cursor.fetchall())
-            self._learn_processors(cursor.description)
+            self._learn_processors(cursor)
         return rows
 
     def _fetch_with(self, rider: DeferredRead, values: Mapping[str, Any]) -> list[Any]:
@@ -212,11 +215,11 @@ class Prepared:
                     rider_cursor.execute(other.sql, other._parameters(rider.values))
                     cursor.execute(self.sql, self._parameters(values))
                 rider_rows = list(rider_cursor.fetchall())
-                other._learn_processors(rider_cursor.description)
+                other._learn_processors(rider_cursor)
             finally:
                 rider_cursor.close()
             rows = list(cursor.fetchall())
-            self._learn_processors(cursor.description)
+            self._learn_processors(cursor)
         rider.received(other._rows(rider_rows))
         return rows
 
