@@ -277,3 +277,50 @@ def test_with_psycopg_3_the_write_is_two_round_trips(
     with pg_store.read() as conn:
         assert conn.scalars(select(ti.c.task_id).where(ti.c.run_id == "two5")).all() == [
             "extract"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_array_text_reads_back_as_the_values(driver: str) -> None:
+    """The task instances' columns go as array text (``run_writes.array_literal``): read
+    back through the casts of the statement, with either driver, every value is what
+    was sent, quotes, backslashes, braces, a "NULL" string and unicode included."""
+    import uuid
+    from decimal import Decimal
+
+    from sqlalchemy.engine import make_url
+
+    assert PG_URL, "API_PLUGIN_TEST_PG_URL unset: see .ci/postgres.sh"
+    columns: dict[str, tuple[str, list[Any]]] = {
+        "VARCHAR(250)": ("s", ['a"b\\c', None, "NULL", "{,} ünï ✓", "", " spaced "]),
+        "INTEGER": ("i", [1, None, -3, 0, 2**31 - 1, 7]),
+        "TIMESTAMP WITH TIME ZONE": ("t", [
+            datetime(2026, 1, 1, tzinfo=UTC), None,
+            datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC),
+            datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), None]),
+        "BYTEA": ("b", [b"\x00\xff\\\"", None, b"", b"plain", None, b"\x80"]),
+        "BOOLEAN": ("o", [True, False, None, True, False, None]),
+        "DOUBLE PRECISION": ("f", [1.5, None, -0.0, 1e300, 3.0, 0.1]),
+        "UUID": ("u", [uuid.UUID(int=1), None, uuid.uuid4(), uuid.UUID(int=0), None,
+                       uuid.UUID(int=2**128 - 1)]),
+    }
+    texts = {name: run_writes.array_literal(values) for _, (name, values) in columns.items()}
+    assert all(text is not None for text in texts.values())
+    sql = "SELECT * FROM unnest({})".format(", ".join(
+        f"CAST(%({name})s AS {kind}[])" for kind, (name, _) in columns.items()))
+    engine = create_engine(make_url(PG_URL).set(drivername=f"postgresql+{driver}"))
+    try:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(sql, texts)
+            got = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                   for row in cursor.fetchall()]
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
+    sent = list(zip(*(values for _, values in columns.values()), strict=True))
+    assert got == sent
+    assert run_writes.array_literal([Decimal("1.5")]) is None  # the driver's list then
+    assert run_writes.array_literal([float("inf")]) is None
