@@ -17,10 +17,10 @@ on the server, since its connections reach it directly) and with preparing turne
 in the URL (``?prepare_threshold=none``), as through PgBouncer.
 
 ``ceiling`` asks what this machine allows at all. Next to the plugin and Airflow 2.10.5 it
-serves ``bench/ceiling.py``'s two bare apps under the same worker: one answers ``/test``'s
-body, the other a pool with nothing but one prepared read on one connection. Their rates
-bound any implementation's ``/test`` and single-read endpoints here, so "ceiling x af2"
-says which ratios this machine can give at all.
+serves ``bench/ceiling.py``'s bare apps under the same worker, which do for ``/test``, a
+pool, a 100-run list and a trigger only what the answer needs on the database. Their
+rates bound any implementation's here, so "bare x af2" says which ratios this machine
+can give at all.
 
 PostgreSQL is the server of API_PLUGIN_TEST_PG_URL, PgBouncer (transaction pooling) the
 one of API_PLUGIN_TEST_PGBOUNCER_URL (.ci/postgres.sh, .ci/pgbouncer.sh). Every server
@@ -242,13 +242,12 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
 
 
 def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
-    """``/test`` and one pool read: the plugin, the bare apps of ``bench/ceiling.py`` and
-    Airflow 2.10.5, all up at once on one Airflow-made database, interleaved per round."""
+    """Four endpoints on the plugin, on ``bench/ceiling.py``'s bare apps and on Airflow
+    2.10.5, all up at once on one Airflow-made database, interleaved per round."""
     from bench.airflow_side import DAG_ID
     from tests.compat import airflow_env
 
     home, url = airflow_made_database(Path(args.airflow).resolve(), work)
-    libpq_url = "postgresql://" + url.split("://", 1)[1]
     procs = []
     try:
         direct, direct_port = plugin(url, env)
@@ -257,29 +256,40 @@ def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         procs.append(start(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{bare_port}",
              "--workers", "2", "--worker-class", WORKER_CLASS, "--chdir", str(HERE.parent),
-             "bench.ceiling:app"], env, f"http://127.0.0.1:{bare_port}/"))
-        pool_port = free_port()
-        procs.append(start(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{pool_port}",
-             "--workers", "2", "--worker-class", WORKER_CLASS, "--chdir", str(HERE.parent),
-             "bench.ceiling:pool_app"], {**env, "CEILING_PG_URL": libpq_url},
-            f"http://127.0.0.1:{pool_port}/default_pool"))
+             "bench.ceiling:bare"],
+            {**env, "CEILING_PG_URL": "postgresql://" + url.split("://", 1)[1]},
+            f"http://127.0.0.1:{bare_port}/pool/default_pool"))
         af_port = free_port()
         airflow = airflow_env.start_webserver(home, url, af_port)
         api = "/api/experimental"
-        plan = {"test": {"plugin": (direct_port, f"{api}/test"),
-                         "bare": (bare_port, "/"),
-                         "airflow": (af_port, f"{api}/test")},
-                "pool": {"plugin": (direct_port, f"{api}/pools/default_pool"),
-                         "bare": (pool_port, "/default_pool"),
-                         "airflow": (af_port, f"{api}/pools/default_pool")}}
+        trigger = str(HERE / "trigger.lua")
+        plan: dict[str, dict[str, tuple[int, str, str | None]]] = {
+            "test": {"direct": (direct_port, f"{api}/test", None),
+                     "bare": (bare_port, "/test", None),
+                     "airflow": (af_port, f"{api}/test", None)},
+            "pool": {"direct": (direct_port, f"{api}/pools/default_pool", None),
+                     "bare": (bare_port, "/pool/default_pool", None),
+                     "airflow": (af_port, f"{api}/pools/default_pool", None)},
+            "dag_runs": {"direct": (direct_port, f"{api}/dags/{DAG_ID}/dag_runs?limit=100",
+                                    None),
+                         "bare": (bare_port, f"/runs/{DAG_ID}", None),
+                         "airflow": (af_port, f"{api}/dags/{DAG_ID}/dag_runs", None)},
+            "trigger": {"direct": (direct_port, f"{api}/dags/{DAG_ID}/dag_runs", trigger),
+                        "bare": (bare_port, f"/trigger/{DAG_ID}", trigger),
+                        "airflow": (af_port, f"{api}/dags/{DAG_ID}/dag_runs", trigger)},
+        }
         measured: dict[tuple[str, str], list[Result]] = {}
-        for _ in range(args.rounds):
+        for number in range(args.rounds):
             for endpoint, servers in plan.items():
-                for server, (port, path) in servers.items():
+                for server, (port, path, script) in servers.items():
+                    runs = {"BENCH_RUN_PREFIX": f"{server}{os.getpid()}r{number}",
+                            "BENCH_DATE_OFFSET": str(100_000_000 * prefix_index(server)
+                                                     + 200_000 * (os.getpid() % 50)
+                                                     + 1_000_000 * number)}
                     measured.setdefault((endpoint, server), []).append(
                         wrk(f"http://127.0.0.1:{port}{path}", args.seconds,
-                            args.connections))
+                            args.connections, script, runs))
+            drop_triggered_runs(url, DAG_ID)
         results = {key: median_result(each) for key, each in measured.items()}
     finally:
         for proc in procs:
@@ -287,17 +297,19 @@ def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         if "airflow" in locals():
             airflow_env.stop(airflow)
         home.drop_databases()
-    print(f"\n== What this machine allows: the plugin, the bare apps of bench/ceiling.py "
-          f"and Airflow 2.10.5 ({DAG_ID}'s database), 2 workers each, {args.connections} "
-          f"connections; medians of {args.rounds} rounds")
-    print(f"{'endpoint':<10}{'plugin r/s':>11}{'bare r/s':>10}{'af2 r/s':>9}"
-          f"{'plugin/bare':>13}{'plugin x af2':>14}{'bare x af2':>12}{'non2xx':>8}")
+    print(f"\n== What this machine allows: the plugin direct, the bare apps of "
+          f"bench/ceiling.py and Airflow 2.10.5, one Airflow-made database ({DAG_ID}, 100 "
+          f"runs), 2 workers each, {args.connections} connections; medians of {args.rounds} "
+          f"rounds")
+    print(f"{'endpoint':<10}{'plugin r/s':>11}{'p99':>7}{'bare r/s':>10}{'p99':>7}"
+          f"{'af2 r/s':>9}{'plugin/bare':>13}{'plugin x af2':>14}{'bare x af2':>12}"
+          f"{'non2xx':>8}")
     for endpoint in plan:
         ours, bare, theirs = (results[endpoint, server]
-                              for server in ("plugin", "bare", "airflow"))
-        print(f"{endpoint:<10}{ours.rps:>11.0f}{bare.rps:>10.0f}{theirs.rps:>9.0f}"
-              f"{ours.rps / bare.rps:>13.2f}{ours.rps / theirs.rps:>14.1f}"
-              f"{bare.rps / theirs.rps:>12.1f}"
+                              for server in ("direct", "bare", "airflow"))
+        print(f"{endpoint:<10}{ours.rps:>11.0f}{ours.p99_ms:>7.2f}{bare.rps:>10.0f}"
+              f"{bare.p99_ms:>7.2f}{theirs.rps:>9.0f}{ours.rps / bare.rps:>13.2f}"
+              f"{ours.rps / theirs.rps:>14.1f}{bare.rps / theirs.rps:>12.1f}"
               f"{ours.non_2xx + bare.non_2xx:>5}/{theirs.non_2xx}")
 
 
