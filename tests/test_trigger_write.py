@@ -324,3 +324,35 @@ def test_array_text_reads_back_as_the_values(driver: str) -> None:
     assert got == sent
     assert run_writes.array_literal([Decimal("1.5")]) is None  # the driver's list then
     assert run_writes.array_literal([float("inf")]) is None
+
+
+def test_task_instance_templates_are_made_once_per_dag_version(
+        api: ApiHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task instance's static columns are worked out at the DAG version's first
+    trigger only; each run's own (its run id or date, Airflow 3's id, the update time)
+    are its own, the rest the same."""
+    flavor_class = type(api.store.flavor)
+    made: list[str] = []
+    static = flavor_class.task_instance_static
+
+    def counted(self: Any, spec: Any, task: Any) -> dict[str, Any]:
+        made.append(task.task_id)
+        return static(self, spec, task)
+
+    monkeypatch.setattr(flavor_class, "task_instance_static", counted)
+    for n in (1, 2):
+        answer = api.post("/dags/example_etl/dag_runs",
+                          json={"execution_date": f"2026-03-0{n}T00:00:00+00:00",
+                                "run_id": f"templated{n}"})
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert sorted(made) == ["extract", "load", "report", "transform"]
+    ti = api.store.tables.task_instance
+    with api.store.read() as conn:
+        rows = [row._asdict() for row in conn.execute(
+            select(ti).where(ti.c.dag_id == "example_etl", ti.c.task_id == "load"))]
+    assert len(rows) == 2
+    first, second = rows
+    differ = {key for key in first if first[key] != second[key]}
+    per_run = {"airflow1": {"execution_date"}, "airflow2": {"run_id", "updated_at"},
+               "airflow3": {"run_id", "updated_at", "id"}}[api.flavor]
+    assert differ == per_run & set(first)

@@ -69,11 +69,8 @@ class Airflow1(Flavor):
             "conf": dumps_conf(request.conf) if request.conf is not None else None,
         }
 
-    def task_instance_row(self, spec: DagSpec, task: TaskSpec, request: TriggerInput
-                          ) -> dict[str, Any]:
-        row = super().task_instance_row(spec, task, request)
-        row["execution_date"] = to_utc(request.when)
-        return row
+    def task_instance_per_run(self, task: TaskSpec, request: TriggerInput) -> dict[str, Any]:
+        return {"execution_date": to_utc(request.when)}
 
     def lineage_run_key(self, run: Any) -> Any:
         return run.execution_date

@@ -63,18 +63,18 @@ class Airflow2(Flavor):
             "clear_number": 0,
         }
 
-    def task_instance_row(self, spec: DagSpec, task: TaskSpec, request: TriggerInput
-                          ) -> dict[str, Any]:
-        row = super().task_instance_row(spec, task, request)
+    def task_instance_static(self, spec: DagSpec, task: TaskSpec) -> dict[str, Any]:
+        row = super().task_instance_static(spec, task)
         row.update(
-            run_id=request.run_id,
             map_index=-1,
             custom_operator_name=task.get("_operator_name", task.get("custom_operator_name")),
             executor=task.get("executor"),
             task_display_name=task.get("task_display_name") or task.task_id,
-            updated_at=request.now,
         )
         return row
+
+    def task_instance_per_run(self, task: TaskSpec, request: TriggerInput) -> dict[str, Any]:
+        return {"run_id": request.run_id, "updated_at": request.now}
 
     def run_text(self, run: Mapping[str, Any]) -> str:
         """``str(dag_run)`` as the flavor's DagRun class writes it."""

@@ -106,17 +106,18 @@ class Airflow3(Airflow2):
             "bundle_version": dag.get("bundle_version"),
         }
 
-    def task_instance_row(self, spec: DagSpec, task: TaskSpec, request: TriggerInput
-                          ) -> dict[str, Any]:
-        row = super().task_instance_row(spec, task, request)
+    def task_instance_static(self, spec: DagSpec, task: TaskSpec) -> dict[str, Any]:
+        row = super().task_instance_static(spec, task)
         row.update(
-            id=uuid7_hex(),
             custom_operator_name=(task.get("_operator_name") or task.get("custom_operator_name")
                                   or task.task_type),
             dag_version_id=spec.version_id,
             span_status="not_started",
         )
         return row
+
+    def task_instance_per_run(self, task: TaskSpec, request: TriggerInput) -> dict[str, Any]:
+        return {**super().task_instance_per_run(task, request), "id": uuid7_hex()}
 
     def audit_row(self, request: TriggerInput) -> dict[str, Any]:
         """The ``log`` row Airflow 3's API writes for ``trigger_dag_run``: the user, and

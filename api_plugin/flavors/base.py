@@ -26,6 +26,9 @@ from api_plugin.errors import Conflict
 from api_plugin.store.serialized import DagSpec, TaskSpec
 from api_plugin.store.tables import Tables
 
+#: A task, its start and end dates, and its task instances' static columns.
+TaskTemplate = tuple[TaskSpec, datetime | None, datetime | None, dict[str, Any]]
+
 try:
     UNIXNAME = getpass.getuser()
 except (KeyError, OSError):  # no passwd entry in some containers
@@ -131,9 +134,10 @@ class Flavor(ABC):
         """The ``dag_run`` row Airflow's ``create_dagrun`` writes, given the trigger and
         the ``dag`` row's state."""
 
-    def task_instance_row(self, spec: DagSpec, task: TaskSpec, request: TriggerInput
-                          ) -> dict[str, Any]:
-        """One new task instance (state NULL, try 0): the columns every flavor has."""
+    def task_instance_static(self, spec: DagSpec, task: TaskSpec) -> dict[str, Any]:
+        """A new task instance's columns that follow from the definition alone (state
+        NULL, try 0): the same for every run of this DAG version, so made once per
+        version (``task_instance_rows``). These are the columns every flavor has."""
         return {
             "task_id": task.task_id,
             "dag_id": spec.dag_id,
@@ -150,22 +154,37 @@ class Flavor(ABC):
             "executor_config": pickle.dumps({}, protocol=self.executor_config_protocol),
         }
 
+    def task_instance_per_run(self, task: TaskSpec, request: TriggerInput) -> dict[str, Any]:
+        """A new task instance's columns that differ from run to run: none that every
+        flavor has."""
+        return {}
+
     def task_instance_rows(self, spec: DagSpec, request: TriggerInput) -> list[dict[str, Any]]:
         """The task instances Airflow creates with a run: one per task that exists at
         the run's date (its own start date, else the DAG's, not after it; its end date
-        not before it)."""
+        not before it), each its static columns and its run's."""
         when = to_utc(request.when)
-        dag_start = spec.start_date
         rows = []
-        for task in spec.tasks.values():
-            start = task.get("start_date") or dag_start
-            end = task.get("end_date") or spec.end_date
+        for task, start, end, static in self._task_instance_templates(spec):
             if start is not None and start > when:
                 continue
             if end is not None and when > end:
                 continue
-            rows.append(self.task_instance_row(spec, task, request))
+            rows.append({**static, **self.task_instance_per_run(task, request)})
         return rows
+
+    def _task_instance_templates(self, spec: DagSpec) -> list[TaskTemplate]:
+        """Each task with its start and end dates and its static columns, made at the
+        first trigger of this DAG version and kept with the parsed definition."""
+        key = (type(self), "task_instances")
+        templates: list[TaskTemplate] | None = spec.derived.get(key)
+        if templates is None:
+            dag_start, dag_end = spec.start_date, spec.end_date
+            templates = spec.derived[key] = [
+                (task, task.get("start_date") or dag_start, task.get("end_date") or dag_end,
+                 self.task_instance_static(spec, task))
+                for task in spec.tasks.values()]
+        return templates
 
     def audit_row(self, request: TriggerInput) -> dict[str, Any] | None:
         """The audit ``log`` row the flavor's API writes on a trigger, if it writes one."""

@@ -130,6 +130,9 @@ class DagSpec:
     dag_hash: str | None = None
     #: 3.x: the ``dag_version`` this definition belongs to.
     version_id: str | None = None
+    #: What is worked out from this definition once and used at every trigger (the
+    #: flavor's task instance templates), kept as long as the parsed definition is.
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def timezone(self) -> str:
