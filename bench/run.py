@@ -96,6 +96,8 @@ def wrk(url: str, seconds: int, connections: int, script: str | None = None,
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {p: float(v) * _UNITS[u] for p, v, u in _LAT.findall(out)}
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if not rps:  # nothing answered: say what wrk saw (socket errors, timeouts)
+        print(f"wrk answered nothing for {url}:\n{out}", file=sys.stderr)
     return Result(rps, lat.get("50", 0.0), lat.get("99", 0.0), int(bad.group(1)) if bad else 0)
 
 
