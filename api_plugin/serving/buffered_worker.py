@@ -250,7 +250,7 @@ class BufferedWorker(JsonErrorWorker):
         if rest:  # pipelined: the next request may be whole already
             self._ready.append(client)
 
-    def _answer(self, listener: socket.socket, client: Any, addr: Any) -> bool:
+    def _answer(self, listener: socket.socket, client: _Replay, addr: Any) -> bool:
         """The sync worker's ``handle`` for one request, leaving the connection open
         when the answer may keep it alive; True when it is kept."""
         req = None
@@ -271,7 +271,8 @@ class BufferedWorker(JsonErrorWorker):
         util.close_graceful(client)
         return False
 
-    def _respond(self, listener: socket.socket, req: Any, client: Any, addr: Any) -> bool:
+    def _respond(self, listener: socket.socket, req: Any, client: _Replay, addr: Any
+                 ) -> bool:
         """Run the app for ``req`` and send its answer; whether the connection stays."""
         environ: dict[str, Any] = {}
         resp = None
@@ -290,14 +291,13 @@ class BufferedWorker(JsonErrorWorker):
                 if isinstance(answer, environ["wsgi.file_wrapper"]):
                     resp.write_file(answer)
                 else:
-                    if isinstance(answer, list | tuple) and isinstance(client, _Replay):
+                    if isinstance(answer, list | tuple):
                         client.hold_head()  # the body is in hand: one send for all
                     for item in answer:
                         resp.write(item)
                 resp.close()
             finally:
-                if isinstance(client, _Replay):
-                    client.release()
+                client.release()
                 self.log.access(resp, req, environ, datetime.now() - started)
                 if hasattr(answer, "close"):
                     answer.close()
