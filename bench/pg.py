@@ -57,6 +57,7 @@ from bench.run import (  # noqa: E402
     Result,
     endpoints,
     free_port,
+    gunicorn,
     start,
     wrk,
 )
@@ -105,16 +106,33 @@ def side_by_side(servers: dict[str, int], seconds: int, connections: int, dag: s
     results: dict[str, dict[str, Result]] = {name: {} for name in servers}
     for endpoint, path, script in endpoints("/api/experimental", dag, task):
         for name, port in servers.items():
-            # A database kept between runs (seed_pg.py's big one) has the last run's
-            # triggers: dates and run ids moved by this process's id (and the round)
-            # keep them apart.
-            env = {"BENCH_RUN_PREFIX": f"{name}{os.getpid()}r{round_number}",
-                   "BENCH_DATE_OFFSET": str(100_000_000 * prefix_index(name)
-                                            + 200_000 * (os.getpid() % 50)
-                                            + 1_000_000 * round_number)}
             results[name][endpoint] = wrk(f"http://127.0.0.1:{port}{path}", seconds,
-                                          connections, script, env)
+                                          connections, script,
+                                          trigger_env(name, round_number))
     return results
+
+
+def trigger_env(server: str, round_number: int) -> dict[str, str]:
+    """What ``trigger.lua`` needs to give ``server``'s triggers in this round run ids
+    and dates of their own. A database kept between runs (seed_pg.py's big one) has the
+    last run's triggers: dates and run ids moved by this process's id (and the round)
+    keep them apart; ``drop_triggered_runs`` finds them by the same id."""
+    return {"BENCH_RUN_PREFIX": f"{server}{os.getpid()}r{round_number}",
+            "BENCH_DATE_OFFSET": str(100_000_000 * prefix_index(server)
+                                     + 200_000 * (os.getpid() % 50)
+                                     + 1_000_000 * round_number)}
+
+
+def shut_down(procs: list[Any], airflow: Any, home: Any) -> None:
+    """Stop the servers a comparison started, Airflow's webserver (if it came up), and
+    drop the Airflow-made databases."""
+    from tests.compat import airflow_env
+
+    for proc in procs:
+        stop(proc)
+    if airflow is not None:
+        airflow_env.stop(airflow)
+    home.drop_databases()
 
 
 def median_result(results: list[Result]) -> Result:
@@ -197,7 +215,8 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
     from tests.compat import airflow_env
 
     home, url = airflow_made_database(Path(args.airflow).resolve(), work)
-    procs = []
+    procs: list[Any] = []
+    airflow = None
     try:
         direct, direct_port = plugin(url, env)
         procs.append(direct)
@@ -217,11 +236,7 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         results = {name: {endpoint: median_result([each[name][endpoint] for each in rounds])
                           for endpoint in rounds[0][name]} for name in servers}
     finally:
-        for proc in procs:
-            stop(proc)
-        if "airflow" in locals():
-            airflow_env.stop(airflow)
-        home.drop_databases()
+        shut_down(procs, airflow, home)
     print(f"\n== PostgreSQL: plugin direct (psycopg 3, statements prepared on the server; "
           f"'unprepared': prepare_threshold=none) and through PgBouncer (transaction pooling, "
           f"psycopg 3) vs Airflow 2.10.5's webserver, one Airflow-made database ({DAG_ID}, "
@@ -248,17 +263,15 @@ def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
     from tests.compat import airflow_env
 
     home, url = airflow_made_database(Path(args.airflow).resolve(), work)
-    procs = []
+    procs: list[Any] = []
+    airflow = None
     try:
         direct, direct_port = plugin(url, env)
         procs.append(direct)
         bare_port = free_port()
-        procs.append(start(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{bare_port}",
-             "--workers", "2", "--worker-class", WORKER_CLASS, "--chdir", str(HERE.parent),
-             "bench.ceiling:bare"],
-            {**env, "CEILING_PG_URL": "postgresql://" + url.split("://", 1)[1]},
-            f"http://127.0.0.1:{bare_port}/pool/default_pool"))
+        procs.append(gunicorn("bench.ceiling:bare", bare_port,
+                              {**env, "CEILING_PG_URL": "postgresql://" + url.split("://", 1)[1]},
+                              "/pool/default_pool"))
         af_port = free_port()
         airflow = airflow_env.start_webserver(home, url, af_port)
         api = "/api/experimental"
@@ -282,21 +295,13 @@ def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         for number in range(args.rounds):
             for endpoint, servers in plan.items():
                 for server, (port, path, script) in servers.items():
-                    runs = {"BENCH_RUN_PREFIX": f"{server}{os.getpid()}r{number}",
-                            "BENCH_DATE_OFFSET": str(100_000_000 * prefix_index(server)
-                                                     + 200_000 * (os.getpid() % 50)
-                                                     + 1_000_000 * number)}
                     measured.setdefault((endpoint, server), []).append(
                         wrk(f"http://127.0.0.1:{port}{path}", args.seconds,
-                            args.connections, script, runs))
+                            args.connections, script, trigger_env(server, number)))
             drop_triggered_runs(url, DAG_ID)
         results = {key: median_result(each) for key, each in measured.items()}
     finally:
-        for proc in procs:
-            stop(proc)
-        if "airflow" in locals():
-            airflow_env.stop(airflow)
-        home.drop_databases()
+        shut_down(procs, airflow, home)
     print(f"\n== What this machine allows: the plugin direct, the bare apps of "
           f"bench/ceiling.py and Airflow 2.10.5, one Airflow-made database ({DAG_ID}, 100 "
           f"runs), 2 workers each, {args.connections} connections; medians of {args.rounds} "
