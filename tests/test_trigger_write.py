@@ -1,7 +1,8 @@
 """The trigger's write (``Store.insert_run``, ``store/run_writes.py``, ``driver_transaction``):
-task instances in multi-row INSERTs, the duplicate looked for by the run's INSERT itself
-(no sequence id spent on a 409), and a dropped connection healed by running the whole
-transaction again, but never once its COMMIT was sent."""
+one statement on PostgreSQL, task instances in multi-row INSERTs on SQLite, the duplicate
+looked for by the run's INSERT itself (no sequence id spent on a 409), and a connection
+lost on the way healed by looking for the run first: the run this write made is its
+answer, another's a clash, none a reason to write once more."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from api_plugin.store import DatabaseFailure, Store, run_writes
-from api_plugin.store.driver import CommitSent, driver_transaction
+from api_plugin.store.driver import KEPT_CURSOR, CommitSent, driver_transaction
 from api_plugin.store.tables import AIRFLOW2
 from conftest import PG_URL, ApiHarness
 
@@ -127,9 +128,9 @@ def test_a_dropped_connection_reruns_the_whole_write(pg_store: Store) -> None:
 
 
 @pytest.mark.postgres
-def test_a_connection_lost_once_the_commit_is_sent_is_not_retried(pg_store: Store) -> None:
-    """Whether a COMMIT whose answer never came committed is unknown: ``CommitSent``,
-    which ``insert_run`` never runs again (a 503 for the client to look into)."""
+def test_a_connection_lost_once_the_commit_is_sent_is_a_commit_sent(pg_store: Store) -> None:
+    """Whether a COMMIT whose answer never came committed is unknown: ``CommitSent``
+    (``insert_run`` then looks for its run before anything else)."""
     with pytest.raises(CommitSent) as raised, driver_transaction(pg_store.read_engine) as cursor:
         cursor.execute("SELECT 1")
         _drop_connections(pg_store)
@@ -175,47 +176,115 @@ def test_a_clash_writes_no_task_instance_and_no_audit_row(api: ApiHarness) -> No
     assert before[2] == (1 if api.flavor == "airflow3" else 0)
 
 
-class _Recording:
-    """A pooled connection whose cursors record every statement sent."""
+def _queued(run_id: str, at: datetime) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``_rows`` with the time the trigger writes into the run (``run_written_at``)."""
+    run, tis = _rows(run_id)
+    return {**run, "queued_at": at}, tis
 
-    def __init__(self, raw: Any, sent: list[str]) -> None:
-        self._raw, self._sent = raw, sent
+
+class _AnswerLost:
+    """A pooled connection on which the trigger's statement does what ``before`` says
+    (write, or not) and then the connection is lost, as a server restart between the
+    write and its answer would lose it: the error is the driver's own, from a real
+    terminated backend."""
+
+    def __init__(self, raw: Any, store: Store, before: Callable[[Any, str, Any], None]
+                 ) -> None:
+        self._raw, self._store, self._before = raw, store, before
+        raw.info.pop(KEPT_CURSOR, None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
 
-    def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        cursor, sent = self._raw.cursor(*args, **kwargs), self._sent
+    def cursor(self) -> Any:
+        """psycopg2's cursor (psycopg 3's comes from ``dbapi_connection``)."""
+        return self._losing(self._raw.cursor())
+
+    @property
+    def dbapi_connection(self) -> Any:
+        raw, losing = self._raw, self._losing
+
+        class Connection:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(raw.dbapi_connection, name)
+
+            def cursor(self) -> Any:
+                return losing(raw.dbapi_connection.cursor())
+
+        return Connection()
+
+    def _losing(self, cursor: Any) -> Any:
+        outer = self
 
         class Cursor:
             def __getattr__(self, name: str) -> Any:
                 return getattr(cursor, name)
 
             def execute(self, sql: str, *rest: Any) -> Any:
-                sent.append(sql.split(None, 1)[0].upper())
-                return cursor.execute(sql, *rest)
+                if not sql.startswith("WITH"):
+                    return cursor.execute(sql, *rest)
+                outer._before(cursor, sql, *rest)
+                _drop_connections(outer._store)
+                return cursor.execute("SELECT 1")  # the driver's own error
 
         return Cursor()
 
 
 @pytest.mark.postgres
-def test_on_postgresql_the_write_is_its_own_statements_only(
-        pg_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """BEGIN, the run's INSERT, the task instances' one INSERT, COMMIT: no ping, no
-    duplicate pre-check. A clash ends after the run's INSERT wrote nothing."""
-    sent: list[str] = []
+@pytest.mark.parametrize("written", [True, False])
+def test_an_answer_lost_after_the_write_is_found_by_its_run(
+        pg_store: Store, monkeypatch: pytest.MonkeyPatch, written: bool) -> None:
+    """The statement committed (or never ran) and the connection was lost before its
+    answer came: ``insert_run`` finds its own run (True, one run, whole), or none and
+    writes it once more (True again, one run)."""
     pool = pg_store.read_engine
     connect = pool.raw_connection
-    monkeypatch.setattr(pool, "raw_connection", lambda: _Recording(connect(), sent))
-    assert pg_store.insert_run(*_rows("one4"), None, **_clash("one4"))
-    assert sent == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
-    sent.clear()
-    assert not pg_store.insert_run(*_rows("one4"), None, **_clash("one4"))
-    assert sent == ["BEGIN", "INSERT", "ROLLBACK"]
+    calls: list[str] = []
+
+    def before(cursor: Any, sql: str, *rest: Any) -> None:
+        calls.append(sql)
+        if written:
+            cursor.execute(sql, *rest)
+
+    monkeypatch.setattr(pool, "raw_connection",
+                        lambda: _AnswerLost(connect(), pg_store, before) if not calls
+                        else connect())
+    assert pg_store.insert_run(*_queued("lost6", datetime.now(UTC)), None, **_clash("lost6"))
     ti = pg_store.tables.task_instance
     with pg_store.read() as conn:
-        assert conn.scalars(select(ti.c.task_id).where(ti.c.run_id == "one4")).all() == [
-            "extract"]
+        runs = conn.execute(text("SELECT count(*) FROM dag_run WHERE run_id = 'lost6'")
+                            ).scalar_one()
+        tis = conn.scalars(select(ti.c.task_id).where(ti.c.run_id == "lost6")).all()
+    assert (len(calls), runs, tis) == (1, 1, ["extract"])
+
+
+@pytest.mark.postgres
+def test_an_answer_lost_beside_another_run_of_that_id_is_a_clash(
+        pg_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection was lost, and the run id is there, written by another trigger
+    (another time in ``queued_at``): a clash, this write's run not written."""
+    pool = pg_store.read_engine
+    connect = pool.raw_connection
+    calls: list[str] = []
+    theirs = datetime(2026, 4, 7, 12, tzinfo=UTC)
+
+    def before(cursor: Any, sql: str, *rest: Any) -> None:
+        calls.append(sql)
+        other = Store.open(str(pg_store.engine.url))
+        try:
+            assert other.insert_run(*_queued("lost7", theirs), None, **_clash("lost7"))
+        finally:
+            other.dispose()
+
+    monkeypatch.setattr(pool, "raw_connection",
+                        lambda: _AnswerLost(connect(), pg_store, before) if not calls
+                        else connect())
+    assert not pg_store.insert_run(*_queued("lost7", datetime.now(UTC)), None,
+                                   **_clash("lost7"))
+    dr = pg_store.tables.dag_run
+    with pg_store.read() as conn:
+        assert conn.scalars(select(dr.c.queued_at).where(dr.c.run_id == "lost7")).all() == [
+            theirs]
 
 
 class _Traced:
@@ -258,21 +327,21 @@ def _exchanges(path: Any) -> list[list[str]]:
 
 
 @pytest.mark.postgres
-def test_with_psycopg_3_the_write_is_two_round_trips(
+def test_on_postgresql_the_write_is_one_statement_and_one_round_trip(
         pg_store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    """BEGIN and the run's INSERT, whose row count decides, in one message; the task
-    instances' INSERT and COMMIT in a second. A clash: the run's INSERT wrote nothing,
-    and the ROLLBACK alone goes second."""
+    """The run, its task instances (and audit row) in one statement on an autocommit
+    connection, its own transaction: no BEGIN, no COMMIT, no ping, no pre-check. A clash
+    is the same one statement, which then wrote nothing."""
     assert pg_store.read_engine.dialect.driver == "psycopg", "the postgres env's default"
     trace = tmp_path / "trace"
     pool = pg_store.read_engine
     connect = pool.raw_connection
     monkeypatch.setattr(pool, "raw_connection", lambda: _Traced(connect(), trace))
     assert pg_store.insert_run(*_rows("two5"), None, **_clash("two5"))
-    assert _exchanges(trace) == [["BEGIN", "INSERT"], ["INSERT", "COMMIT"]]
+    assert _exchanges(trace) == [["WITH"]]
     trace.write_text("")
     assert not pg_store.insert_run(*_rows("two5"), None, **_clash("two5"))
-    assert _exchanges(trace) == [["BEGIN", "INSERT"], ["ROLLBACK"]]
+    assert _exchanges(trace) == [["WITH"]]
     ti = pg_store.tables.task_instance
     with pg_store.read() as conn:
         assert conn.scalars(select(ti.c.task_id).where(ti.c.run_id == "two5")).all() == [

@@ -35,6 +35,7 @@ class Airflow1(Flavor):
 
     name = AIRFLOW1
     iso_dates_in_errors = True
+    run_written_at = "start_date"  # 1.10's dag_run has no queued_at
     task_defaults: ClassVar[dict[str, Any]] = {
         **COMMON_DEFAULTS, "task_concurrency": None, "lineage_data": None, "subdag": None}
 

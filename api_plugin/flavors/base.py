@@ -75,6 +75,9 @@ class Flavor(ABC):
     #: The run ids the flavor's Airflow generates, always allowed beside
     #: ``[scheduler] allowed_run_id_pattern``; None: its Airflow checks no run id.
     generated_run_id_pattern: ClassVar[str | None] = None
+    #: The ``dag_run`` column a trigger fills with its own time (to the microsecond):
+    #: how a write whose answer was lost knows its run from another's (``Store._written``).
+    run_written_at: ClassVar[str] = "queued_at"
 
     def __str__(self) -> str:
         return self.name

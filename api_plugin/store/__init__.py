@@ -34,7 +34,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import String, Text, cast, func, literal, select
 from sqlalchemy.engine import Connection, Engine
@@ -50,7 +50,7 @@ from api_plugin.store.boundary import (
 )
 from api_plugin.store.checkpoint import Checkpointer
 from api_plugin.store.deferred import settle_pending
-from api_plugin.store.driver import CommitSent, Transaction, driver_transaction
+from api_plugin.store.driver import driver_cursor, driver_transaction
 from api_plugin.store.engine import make_engine, make_read_engine
 from api_plugin.store.flavor import inspect_schema
 from api_plugin.store.locking import hold, writer_lock_for
@@ -59,7 +59,7 @@ from api_plugin.store.run_writes import (
     CLASH_DAG_ID,
     CLASH_RUN_ID,
     CLASH_WHEN,
-    ColumnarInsert,
+    WholeTrigger,
     flat_rows,
     log_insert,
     run_clash_query,
@@ -85,8 +85,9 @@ __all__ = ["AIRFLOW1", "AIRFLOW2", "AIRFLOW3", "DagSpec", "DatabaseFailure",
 
 #: A prepared query's builder (and key): the store's tables to a SELECT.
 QueryBuilder = Callable[[Tables], Select[Any]]
-#: The trigger's compiled INSERTs kept per store (one per DAG size seen, at most).
+#: The trigger's compiled statements kept per store (one per DAG size seen, at most).
 MAX_PREPARED_INSERTS = 64
+_Statement = TypeVar("_Statement", PreparedInsert, WholeTrigger)
 
 
 def _snapshot_query(_tables: Tables) -> Select[Any]:
@@ -114,11 +115,9 @@ class Store:
         self.schema = schema
         self._dags: dict[str, DagSpec] = {}
         self._prepared: dict[QueryBuilder, Prepared] = {}
-        #: The trigger's compiled INSERTs by (kind, keys, rows), most recently used last.
-        self._prepared_inserts: OrderedDict[tuple[str, tuple[str, ...], int],
-                                            PreparedInsert] = OrderedDict()
+        #: The trigger's compiled statements by kind and keys, most recently used last.
+        self._prepared_inserts: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._inserts_lock = threading.Lock()
-        self._columnar_inserts: dict[tuple[str, ...], ColumnarInsert] = {}
         #: Results kept while ``change_marker()`` is unchanged (see there).
         self.cache: dict[Any, tuple[int | str, Any]] = {}
         self._monitor: tuple[int, sqlite3.Connection] | None = None
@@ -263,20 +262,21 @@ class Store:
         False (and nothing written) when the DAG already has a run with that ``run_id``
         or at that date.
 
-        The statements (``run_writes``): the run's INSERT, which writes nothing when a
-        run clashes (no sequence id spent: runs get the ids Airflow would give them);
-        the task instances in one multi-row INSERT; the audit row. The unique
+        The run's INSERT looks for a clashing run itself and writes nothing when there
+        is one (no sequence id spent: runs get the ids Airflow would give them); the
+        task instances and the audit row are written only with it. On PostgreSQL the
+        three are one statement (``run_writes.WholeTrigger``), its own transaction on
+        the read pool's autocommit connections: one round trip. On SQLite they are
+        BEGIN IMMEDIATE, the INSERTs and COMMIT under the writer lock. The unique
         constraints on (dag_id, run_id) and (dag_id, date) that every Airflow schema has
         decide a race between two such writes: the loser's error is looked into, and
         answered as the clash it is.
 
-        The transaction runs on the read pool's connections (autocommit, no ping:
-        ``driver_transaction``), so on PostgreSQL it is BEGIN, the INSERTs and COMMIT,
-        nothing else; with psycopg 3 in two round trips (BEGIN and the run's INSERT, whose
-        row count decides; the rest with COMMIT). A connection the server dropped is
-        found by a statement before the COMMIT: nothing can have been written, so the
-        pool is emptied and the whole transaction run once more on a fresh connection,
-        as a read would be.
+        A connection lost on the way (the server restarted, or dropped it while it sat
+        in the pool) leaves unknown whether the write was committed. The pool is emptied
+        and the run looked for on a fresh connection (``_written``): the run this write
+        made is its answer, another's run with that id a clash, and when there is none
+        (the write is atomic: nothing of it was committed) the write runs once more.
         """
         with BOUNDARY:
             try:
@@ -284,9 +284,12 @@ class Store:
                     return self._write_run(run_row, task_instance_rows, audit_row,
                                            dag_id=dag_id, run_id=run_id, when=when)
                 except DBAPIError as exc:
-                    if not exc.connection_invalidated or isinstance(exc, CommitSent):
+                    if not exc.connection_invalidated:
                         raise
                     self.read_engine.dispose()
+                    written = self._written(run_row, dag_id=dag_id, run_id=run_id)
+                    if written is not None:
+                        return written
                     return self._write_run(run_row, task_instance_rows, audit_row,
                                            dag_id=dag_id, run_id=run_id, when=when)
             except IntegrityError:
@@ -295,20 +298,42 @@ class Store:
                     return False
                 raise
 
+    def _written(self, run_row: dict[str, Any], *, dag_id: str, run_id: str) -> bool | None:
+        """After a write whose answer was lost: None when the DAG has no run with
+        ``run_id`` (nothing was written), True when it has the one this write made
+        (its ``Flavor.run_written_at`` holds this trigger's own time, to the
+        microsecond), False when it has another's (a clash). A schema without that
+        column cannot tell the last two apart: the loss is then raised again."""
+        marker = self.flavor.run_written_at
+        dr = self.tables.dag_run
+        with self.read() as conn:
+            column = dr.c.get(marker, dr.c.id)
+            found = conn.execute(select(column).where(
+                dr.c.dag_id == dag_id, dr.c.run_id == run_id)).first()
+        if found is None:
+            return None
+        if marker not in run_row:
+            raise DatabaseUnavailable(
+                "The connection to the database was lost: the run may have been written")
+        return bool(found[0] == run_row[marker])
+
     def _write_run(self, run_row: dict[str, Any], task_instance_rows: list[dict[str, Any]],
                    audit_row: dict[str, Any] | None, *, dag_id: str, run_id: str,
                    when: Any) -> bool:
         """One attempt at ``insert_run``'s transaction."""
-        run = self._insert("run", tuple(run_row))
-        batches: list[tuple[Any, Any]]
-        if self.engine.dialect.name == "postgresql" and task_instance_rows:
-            batches = [(self._columnar(tuple(task_instance_rows[0])), task_instance_rows)]
-        else:
-            batches = [(self._insert("task_instances", tuple(rows[0]), len(rows)),
-                        flat_rows(rows))
-                       for rows in task_instance_batches(task_instance_rows)]
-        audit = self._insert("log", tuple(audit_row)) if audit_row else None
         clash = {CLASH_DAG_ID: dag_id, CLASH_RUN_ID: run_id, CLASH_WHEN: when}
+        if self.engine.dialect.name == "postgresql":
+            whole = self._whole_trigger(
+                tuple(run_row), tuple(task_instance_rows[0]) if task_instance_rows else (),
+                tuple(audit_row) if audit_row else ())
+            values = whole.values(run_row, clash, task_instance_rows, audit_row)
+            with self._write_section(), driver_cursor(self.read_engine, whole.sql) as cursor:
+                cursor.execute(whole.sql, values)
+                return bool(cursor.fetchone()[0])
+        run = self._insert("run", tuple(run_row))
+        batches = [(self._insert("task_instances", tuple(rows[0]), len(rows)), flat_rows(rows))
+                   for rows in task_instance_batches(task_instance_rows)]
+        audit = self._insert("log", tuple(audit_row)) if audit_row else None
         try:
             with self._raw_write() as transaction:
                 run.execute(transaction, {**run_row, **clash})
@@ -325,35 +350,39 @@ class Store:
     def _insert(self, kind: str, keys: tuple[str, ...], rows: int = 1) -> PreparedInsert:
         """The INSERT of ``kind`` for ``rows`` rows with these keys, compiled once (the
         multi-row ones: the most recently used few, since DAG sizes vary)."""
-        key = (kind, keys, rows)
+        t = self.tables
+        return self._compiled((kind, keys, rows), lambda: PreparedInsert(
+            self.engine,
+            run_insert(t, self.has_log_template, keys) if kind == "run"
+            else task_instances_insert(t, keys, rows) if kind == "task_instances"
+            else log_insert(t, keys),
+            keys if kind == "log" else ()))
+
+    def _whole_trigger(self, run_keys: tuple[str, ...], ti_keys: tuple[str, ...],
+                       audit_keys: tuple[str, ...]) -> WholeTrigger:
+        """PostgreSQL's one-statement write for rows with these keys, built once."""
+        return self._compiled(("whole", run_keys, ti_keys, audit_keys), lambda: WholeTrigger(
+            self.read_engine, self.tables, self.has_log_template, run_keys, ti_keys,
+            audit_keys))
+
+    def _compiled(self, key: tuple[Any, ...], build: Callable[[], _Statement]) -> _Statement:
+        """The trigger's statement under ``key``, built once; the most recently used
+        ``MAX_PREPARED_INSERTS`` are kept."""
         with self._inserts_lock:
             found = self._prepared_inserts.get(key)
             if found is not None:
                 self._prepared_inserts.move_to_end(key)
-                return found
-        t = self.tables
-        statement = (run_insert(t, self.has_log_template, keys) if kind == "run"
-                     else task_instances_insert(t, keys, rows) if kind == "task_instances"
-                     else log_insert(t, keys))
-        found = PreparedInsert(self.engine, statement, keys if kind == "log" else ())
+                return found  # type: ignore[no-any-return]
+        found = build()
         with self._inserts_lock:
             self._prepared_inserts[key] = found
             while len(self._prepared_inserts) > MAX_PREPARED_INSERTS:
                 self._prepared_inserts.popitem(last=False)
         return found
 
-    def _columnar(self, keys: tuple[str, ...]) -> ColumnarInsert:
-        """PostgreSQL's task instance INSERT for rows with these keys, built once."""
-        found = self._columnar_inserts.get(keys)
-        if found is None:
-            found = self._columnar_inserts[keys] = ColumnarInsert(
-                self.engine.dialect, self.tables, keys)
-        return found
-
     @contextmanager
-    def _raw_write(self) -> Iterator[Transaction]:
-        """A driver-level write transaction (``driver.Transaction``), committed on
-        success.
+    def _raw_write(self) -> Iterator[Any]:
+        """A driver-level write transaction's cursor, committed on success.
 
         The trigger's path: the same transaction as ``write()`` (SQLite: the writer
         flock, then ``BEGIN IMMEDIATE``) without SQLAlchemy's per-statement machinery.

@@ -8,18 +8,17 @@ invalidated (never handed back to the pool) and flagged; the cursor and the conn
 are closed whatever happens. ``driver_cursor`` is that care, written once. How the
 transaction ends is the caller's choice (``end``), since the three differ.
 
-``driver_transaction`` is the write's variant: a transaction begun and ended by the
+``driver_transaction`` is the write's variant (the trigger's on SQLite; on PostgreSQL
+its write is one statement, its own transaction): a transaction begun and ended by the
 statements themselves on a connection of an autocommit pool with no ping (the read
-pool), so a write costs the round trips of its own statements and nothing else (with
-psycopg 3, fewer: they go in one pipeline, ``Transaction``); its errors say whether the
-connection was lost with the COMMIT sent (``CommitSent``), which is what decides whether
-the transaction may be run again.
+pool), so a write costs the round trips of its own statements and nothing else; its
+errors say whether the connection was lost with the COMMIT sent (``CommitSent``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
@@ -92,35 +91,6 @@ def driver_cursor(engine: Engine, statement: str | None = None,
         raw.close()
 
 
-class Transaction:
-    """The write's statements inside ``driver_transaction``, in the cursor's terms
-    (``execute``, ``rowcount``).
-
-    With psycopg 3 the statements are queued in one pipeline and sent together: with
-    the next ``rowcount`` asked for, or with the COMMIT. A write that must look at one
-    statement's effect before the next is then two round trips however many statements
-    it has (the trigger: BEGIN and the run's INSERT; the task instances, the audit row
-    and COMMIT). With psycopg2 and SQLite each statement is sent as it comes.
-    """
-
-    __slots__ = ("_pipeline", "cursor")
-
-    def __init__(self, cursor: Any, pipeline: Any) -> None:
-        self.cursor = cursor
-        self._pipeline = pipeline
-
-    def execute(self, statement: str, values: Any = None) -> None:
-        self.cursor.execute(statement, values)
-
-    @property
-    def rowcount(self) -> int:
-        """Rows the last statement wrote (the queued statements are sent and answered
-        first); a failed statement raises here."""
-        if self._pipeline is not None:
-            self._pipeline.sync()
-        return int(self.cursor.rowcount)
-
-
 #: Where a pooled psycopg 3 connection keeps its cursor (``_kept_cursor``).
 KEPT_CURSOR = "api_plugin.cursor"
 #: A kept cursor holds its last result until its next query: after a larger one it is
@@ -142,20 +112,18 @@ def _kept_cursor(raw: Any) -> Any:
 
 
 @contextmanager
-def driver_transaction(engine: Engine, begin: str = "BEGIN") -> Iterator[Transaction]:
-    """A ``Transaction`` for the block: ``begin`` (SQLite's writer says ``BEGIN
-    IMMEDIATE``) first, ``COMMIT`` when the block ends well, ``ROLLBACK`` when it
+def driver_transaction(engine: Engine, begin: str = "BEGIN") -> Iterator[Any]:
+    """A cursor for the block, inside a transaction: ``begin`` (SQLite's writer says
+    ``BEGIN IMMEDIATE``) first, ``COMMIT`` when the block ends well, ``ROLLBACK`` when it
     raises. ``engine`` is an autocommit pool (``make_read_engine``), so the connection
-    is not pinged and no statement but these is sent; with psycopg 3, in one pipeline
-    (``Transaction``).
+    is not pinged and no statement but these is sent.
 
     A dropped connection is found by ``begin`` or a later statement: the error comes out
-    as a ``DBAPIError`` flagged ``connection_invalidated``, and nothing was committed,
-    so the caller may run the whole transaction again on a fresh connection. Once the
-    COMMIT is sent that is no longer known: losing the connection then is a
-    ``CommitSent``. A statement the server refused (in a pipeline, the COMMIT behind it
-    is then skipped) comes out as its own ``DBAPIError``, the transaction rolled back.
-    A connection that cannot end its transaction is invalidated, never pooled inside it.
+    as a ``DBAPIError`` flagged ``connection_invalidated``, and nothing was committed.
+    Once the COMMIT is sent that is no longer known: losing the connection then is a
+    ``CommitSent``. A statement the server refused comes out as its own ``DBAPIError``,
+    the transaction rolled back. A connection that cannot end its transaction is
+    invalidated, never pooled inside it.
     """
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
@@ -163,63 +131,31 @@ def driver_transaction(engine: Engine, begin: str = "BEGIN") -> Iterator[Transac
     except dbapi_error as exc:
         raise DBAPIError.instance(None, None, exc, dbapi_error,
                                   connection_invalidated=True) from exc
-    cursor, dropped, committing, ended = None, False, False, False
+    cursor, dropped, committing = None, False, False
     try:
         cursor = raw.cursor()
-        with _pipeline(engine, raw) as pipeline:
-            cursor.execute(begin)
-            try:
-                yield Transaction(cursor, pipeline)
-            except BaseException:
-                if pipeline is not None:
-                    # the ROLLBACK goes with the pipeline's last message; on a lost
-                    # connection it fails at once, and the connection is invalidated
-                    with suppress(dbapi_error):
-                        cursor.execute("ROLLBACK")
-                        ended = True
-                raise
-            committing = True
-            cursor.execute("COMMIT")
+        cursor.execute(begin)
+        yield cursor
+        committing = True
+        cursor.execute("COMMIT")
     except dbapi_error as exc:
         dropped = engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
         if dropped:
             raw.invalidate(exc)
-        elif not ended:
+        else:
             _abort(raw, cursor, dbapi_error)
         if committing and dropped:
             raise CommitSent("COMMIT", None, exc, connection_invalidated=True) from exc
         raise DBAPIError.instance(None, None, exc, dbapi_error,
                                   connection_invalidated=dropped) from exc
     except BaseException:
-        if not ended:
-            _abort(raw, cursor, dbapi_error)
+        _abort(raw, cursor, dbapi_error)
         raise
     finally:
         if cursor is not None and not dropped:
             with suppress(dbapi_error):
                 cursor.close()
-        if not dropped and raw.dbapi_connection is not None and _in_transaction(engine, raw):
-            raw.invalidate()
         raw.close()
-
-
-def _pipeline(engine: Engine, raw: Any) -> AbstractContextManager[Any]:
-    """psycopg 3's pipeline on ``raw`` (None elsewhere), for ``driver_transaction``."""
-    if engine.dialect.driver == "psycopg":
-        return raw.dbapi_connection.pipeline()  # type: ignore[no-any-return]
-    return nullcontext(None)
-
-
-def _in_transaction(engine: Engine, raw: Any) -> bool:
-    """Whether a psycopg 3 connection of the autocommit pool is still inside a
-    transaction (one whose ROLLBACK went with a pipeline that failed). The other drivers
-    send ROLLBACK on its own (``_abort``), which invalidates what it cannot end."""
-    if engine.dialect.driver != "psycopg":
-        return False
-    from psycopg.pq import TransactionStatus
-
-    status = raw.dbapi_connection.info.transaction_status
-    return bool(status != TransactionStatus.IDLE)
 
 
 def _abort(raw: Any, cursor: Any, dbapi_error: type[Exception]) -> None:

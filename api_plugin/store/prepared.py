@@ -249,7 +249,9 @@ class PreparedInsert:
                       if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))
                       is not None]
 
-    def _parameters(self, row: Mapping[str, Any]) -> Any:
+    def parameters(self, row: Mapping[str, Any]) -> Any:
+        """The driver's parameters for ``row``: its values through the column types'
+        bind processors, by name (or in order, for a positional driver)."""
         values = dict(row)
         for name, processor in self.steps:
             if name in values:
@@ -259,8 +261,8 @@ class PreparedInsert:
         return tuple(values[name] for name in self.positional)
 
     def execute(self, cursor: Any, row: Mapping[str, Any]) -> None:
-        cursor.execute(self.sql, self._parameters(row))
+        cursor.execute(self.sql, self.parameters(row))
 
     def executemany(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
         if rows:
-            cursor.executemany(self.sql, [self._parameters(row) for row in rows])
+            cursor.executemany(self.sql, [self.parameters(row) for row in rows])
