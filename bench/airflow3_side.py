@@ -69,8 +69,12 @@ OPERATIONS = {
              f"/api/experimental/dags/{DAG_ID}/tasks/{TASK_ID}"),
     "paused": (f"/api/v2/dags/{DAG_ID}", f"/api/experimental/dags/{DAG_ID}/paused"),
 }
-#: Servers in the order they are measured (each has its own dates for its triggers).
-SIDES = ["v2", "hosted", "standalone", "pgbouncer"]
+#: Servers in the order they are measured (each has its own dates for its triggers):
+#: Airflow's v2 API (and the plugin hosted in the same api-server), the plugin on its own
+#: directly and through PgBouncer, and a second api-server through the same PgBouncer.
+SIDES = ["v2", "hosted", "standalone", "pgbouncer", "v2_pgbouncer"]
+#: The sides that are Airflow's own v2 API.
+V2_SIDES = ("v2", "v2_pgbouncer")
 
 
 def seed(port: int, bearer: str, runs: int = 100) -> None:
@@ -141,7 +145,7 @@ def measure(bases: dict[str, str], bearer: str, args: argparse.Namespace
             script = str(HERE / "trigger.lua") if name == "trigger" else None
             for side, base in bases.items():
                 env = {"BENCH_RUN_PREFIX": f"{side}r{number}",
-                       "BENCH_API": "v2" if side == "v2" else "experimental",
+                       "BENCH_API": "v2" if side in V2_SIDES else "experimental",
                        "BENCH_DATE_OFFSET": str(100_000_000 * SIDES.index(side)
                                                 + 1_000_000 * number)}
                 results[side].setdefault(name, []).append(
@@ -151,7 +155,7 @@ def measure(bases: dict[str, str], bearer: str, args: argparse.Namespace
 
 
 def _path_index(side: str) -> int:
-    return 0 if side == "v2" else 1
+    return 0 if side in V2_SIDES else 1
 
 
 def report(args: argparse.Namespace, results: dict[str, dict[str, list[Result]]],
@@ -165,18 +169,27 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, list[Result]]]
     print(f"\n== Airflow 3.3.2: its v2 API vs the plugin, one Airflow-made {backend} database "
           f"({DAG_ID}, 100 runs), {WORKERS} workers each, {args.connections} connections, "
           f"one bearer token; medians of {args.rounds} rounds")
-    plugins = [side for side in SIDES[1:] if side in results]
+    plugins = [side for side in SIDES if side in results and side not in V2_SIDES]
+    pooled = "pgbouncer" in results and "v2_pgbouncer" in results
     print(f"{'operation':<15}{'v2 r/s':>9}{'v2 p99':>9}"
-          + "".join(f"{side + ' r/s':>16}{'p99':>8}{'x v2':>7}" for side in plugins))
+          + "".join(f"{side + ' r/s':>16}{'p99':>8}{'x v2':>7}" for side in plugins)
+          + (f"{'v2 pgb r/s':>12}{'p99':>8}{'pgb x v2 pgb':>14}" if pooled else ""))
     for name in OPERATIONS:
         theirs = rps("v2", name)
         print(f"{name:<15}{theirs:>9.1f}{p99('v2', name):>9.2f}" + "".join(
             f"{rps(side, name):>16.0f}{p99(side, name):>8.2f}{rps(side, name) / theirs:>7.1f}"
-            for side in plugins))
+            for side in plugins) + (
+            f"{rps('v2_pgbouncer', name):>12.1f}{p99('v2_pgbouncer', name):>8.2f}"
+            f"{rps('pgbouncer', name) / rps('v2_pgbouncer', name):>14.1f}" if pooled else ""))
+    if pooled:
+        print("'x v2': the plugin's rate over the v2 API's direct; 'pgb x v2 pgb': the plugin "
+              "through PgBouncer over the v2 API through the same PgBouncer")
     if args.rounds > 1:
-        print("v2 r/s per round: " + "; ".join(
-            f"{name} " + "/".join(f"{r.rps:.0f}" for r in results["v2"][name])
-            for name in OPERATIONS))
+        for side in V2_SIDES:
+            if side in results:
+                print(f"{side} r/s per round: " + "; ".join(
+                    f"{name} " + "/".join(f"{r.rps:.0f}" for r in results[side][name])
+                    for name in OPERATIONS))
     bad = {side: sum(r.non_2xx for rs in res.values() for r in rs)
            for side, res in results.items()}
     print(f"non-2xx answers: {bad}")
@@ -203,9 +216,11 @@ def main() -> int:
     backend = "postgresql" if args.postgresql else "sqlite"
     home = airflow_env.make_home(work / "airflow_home", "airflow3", backend)
     servers: list[Any] = []
+    airflows: list[Any] = []
     try:
         port = free_port()
-        api_server = airflow_env.start_api_server(home, home.database, port, workers=WORKERS)
+        airflows.append(airflow_env.start_api_server(home, home.database, port,
+                                                     workers=WORKERS))
         bearer = token(port)
         seed(port, bearer)
         base = f"http://127.0.0.1:{port}"
@@ -220,14 +235,18 @@ def main() -> int:
             server, bases["pgbouncer"] = standalone(
                 {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": pgbouncer_url(home.database)})
             servers.append(server)
+            pooled_port = free_port()
+            airflows.append(airflow_env.start_api_server(
+                home, pgbouncer_url(home.database), pooled_port, workers=WORKERS))
+            bases["v2_pgbouncer"] = f"http://127.0.0.1:{pooled_port}"
         results = measure(bases, bearer, args)
         report(args, results, backend)
     finally:
         for server in servers:
             server.terminate()
             server.wait()
-        if "api_server" in locals():
-            airflow_env.stop(api_server)
+        for airflow in airflows:
+            airflow_env.stop(airflow)
         home.drop_databases()
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -123,14 +123,14 @@ def trigger_env(server: str, round_number: int) -> dict[str, str]:
                                      + 1_000_000 * round_number)}
 
 
-def shut_down(procs: list[Any], airflow: Any, home: Any) -> None:
-    """Stop the servers a comparison started, Airflow's webserver (if it came up), and
-    drop the Airflow-made databases."""
+def shut_down(procs: list[Any], airflows: list[Any], home: Any) -> None:
+    """Stop the servers a comparison started, Airflow's webservers (those that came up),
+    and drop the Airflow-made databases."""
     from tests.compat import airflow_env
 
     for proc in procs:
         stop(proc)
-    if airflow is not None:
+    for airflow in airflows:
         airflow_env.stop(airflow)
     home.drop_databases()
 
@@ -216,7 +216,7 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
 
     home, url = airflow_made_database(Path(args.airflow).resolve(), work)
     procs: list[Any] = []
-    airflow = None
+    airflows: list[Any] = []
     try:
         direct, direct_port = plugin(url, env)
         procs.append(direct)
@@ -224,10 +224,12 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         procs.append(unprepared)
         bouncer, bouncer_port = plugin(pgbouncer_url(url), env)
         procs.append(bouncer)
-        af_port = free_port()
-        airflow = airflow_env.start_webserver(home, url, af_port)
+        af_port, af_bouncer_port = free_port(), free_port()
+        airflows.append(airflow_env.start_webserver(home, url, af_port))
+        airflows.append(airflow_env.start_webserver(home, pgbouncer_url(url), af_bouncer_port))
         servers = {"direct": direct_port, "unprepared": unprepared_port,
-                   "pgbouncer": bouncer_port, "airflow": af_port}
+                   "pgbouncer": bouncer_port, "airflow": af_port,
+                   "airflow_pgbouncer": af_bouncer_port}
         rounds = []
         for number in range(args.rounds):
             rounds.append(side_by_side(servers, args.seconds, args.connections, DAG_ID,
@@ -236,24 +238,29 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         results = {name: {endpoint: median_result([each[name][endpoint] for each in rounds])
                           for endpoint in rounds[0][name]} for name in servers}
     finally:
-        shut_down(procs, airflow, home)
+        shut_down(procs, airflows, home)
     print(f"\n== PostgreSQL: plugin direct (psycopg 3, statements prepared on the server; "
           f"'unprepared': prepare_threshold=none) and through PgBouncer (transaction pooling, "
-          f"psycopg 3) vs Airflow 2.10.5's webserver, one Airflow-made database ({DAG_ID}, "
-          f"100 runs), 2 sync workers each, {args.connections} connections; medians of "
-          f"{args.rounds} rounds")
+          f"psycopg 3) vs Airflow 2.10.5's webserver direct and through the same PgBouncer "
+          f"(psycopg2), one Airflow-made database ({DAG_ID}, 100 runs), 2 sync workers each, "
+          f"{args.connections} connections; medians of {args.rounds} rounds. 'x af2': direct "
+          f"/ Airflow direct; 'x unpr': unprepared / Airflow direct; 'x pgb': through "
+          f"PgBouncer / Airflow through PgBouncer; 'pgb/af2': through PgBouncer / Airflow "
+          f"direct")
     print(f"{'endpoint':<15}{'direct r/s':>11}{'p50':>7}{'p99':>7}{'unprep':>9}{'p99':>7}"
-          f"{'bouncer r/s':>12}{'p50':>7}{'p99':>7}{'af2 r/s':>9}{'p50':>7}{'x af2':>7}"
-          f"{'x unpr':>7}{'x pgb':>7}{'non2xx':>8}")
+          f"{'bouncer r/s':>12}{'p50':>7}{'p99':>7}{'af2 r/s':>9}{'p50':>7}{'af2 pgb':>9}"
+          f"{'x af2':>7}{'x unpr':>7}{'x pgb':>7}{'pgb/af2':>8}{'non2xx':>8}")
     for name in results["direct"]:
-        d, p, b, a = (results[server][name]
-                      for server in ("direct", "unprepared", "pgbouncer", "airflow"))
-        def ratio(r: Result, a: Result = a) -> float:
+        d, p, b, a, ab = (results[server][name] for server in
+                          ("direct", "unprepared", "pgbouncer", "airflow", "airflow_pgbouncer"))
+
+        def ratio(r: Result, a: Result) -> float:
             return r.rps / a.rps if a.rps else float("inf")
         print(f"{name:<15}{d.rps:>11.0f}{d.p50_ms:>7.2f}{d.p99_ms:>7.2f}{p.rps:>9.0f}"
               f"{p.p99_ms:>7.2f}{b.rps:>12.0f}{b.p50_ms:>7.2f}{b.p99_ms:>7.2f}{a.rps:>9.1f}"
-              f"{a.p50_ms:>7.1f}{ratio(d):>7.1f}{ratio(p):>7.1f}{ratio(b):>7.1f}"
-              f"{d.non_2xx + p.non_2xx + b.non_2xx:>5}/{a.non_2xx}")
+              f"{a.p50_ms:>7.1f}{ab.rps:>9.1f}{ratio(d, a):>7.1f}{ratio(p, a):>7.1f}"
+              f"{ratio(b, ab):>7.1f}{ratio(b, a):>8.1f}"
+              f"{d.non_2xx + p.non_2xx + b.non_2xx:>5}/{a.non_2xx + ab.non_2xx}")
 
 
 def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
@@ -264,7 +271,7 @@ def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
 
     home, url = airflow_made_database(Path(args.airflow).resolve(), work)
     procs: list[Any] = []
-    airflow = None
+    airflows: list[Any] = []
     try:
         direct, direct_port = plugin(url, env)
         procs.append(direct)
@@ -273,7 +280,7 @@ def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
                               {**env, "CEILING_PG_URL": "postgresql://" + url.split("://", 1)[1]},
                               "/pool/default_pool"))
         af_port = free_port()
-        airflow = airflow_env.start_webserver(home, url, af_port)
+        airflows.append(airflow_env.start_webserver(home, url, af_port))
         api = "/api/experimental"
         trigger = str(HERE / "trigger.lua")
         plan: dict[str, dict[str, tuple[int, str, str | None]]] = {
@@ -301,7 +308,7 @@ def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
             drop_triggered_runs(url, DAG_ID)
         results = {key: median_result(each) for key, each in measured.items()}
     finally:
-        shut_down(procs, airflow, home)
+        shut_down(procs, airflows, home)
     print(f"\n== What this machine allows: the plugin direct, the bare apps of "
           f"bench/ceiling.py and Airflow 2.10.5, one Airflow-made database ({DAG_ID}, 100 "
           f"runs), 2 workers each, {args.connections} connections; medians of {args.rounds} "
