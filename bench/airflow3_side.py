@@ -193,6 +193,11 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, list[Result]]]
     bad = {side: sum(r.non_2xx for rs in res.values() for r in rs)
            for side, res in results.items()}
     print(f"non-2xx answers: {bad}")
+    for side, res in results.items():
+        where = {name: sum(r.non_2xx for r in rs) for name, rs in res.items()}
+        if any(where.values()):
+            print(f"  {side}: " + ", ".join(f"{name} {count}" for name, count in where.items()
+                                          if count))
 
 
 def main() -> int:
