@@ -13,8 +13,9 @@ libpq URL).
 - ``pool_app``: ``/<pool>``, one read, the row as JSON.
 - ``runs_app``: ``/<dag_id>``, a DAG's newest 100 runs, as the run list's items.
 - ``trigger_app``: ``POST /<dag_id>`` with the trigger's JSON body: one read of the DAG,
-  then BEGIN, the run's INSERT, one INSERT of its task instances and COMMIT, all in one
-  pipelined message. The DAG's task ids are read once, at the first request.
+  then one statement that inserts the run and its task instances (``WITH run AS
+  (INSERT ...) INSERT ...``), its own transaction. The DAG's task ids are read once, at
+  the first request.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ RUNS_SQL = ("SELECT id, run_id, state, dag_id, execution_date, start_date FROM d
             "WHERE dag_id = %s ORDER BY execution_date DESC LIMIT 100")
 DAG_SQL = "SELECT is_paused FROM dag WHERE dag_id = %s"
 TASKS_SQL = "SELECT DISTINCT task_id FROM task_instance WHERE dag_id = %s"
-RUN_INSERT = ("INSERT INTO dag_run (dag_id, run_id, execution_date, state, run_type, "
-              "external_trigger, queued_at, clear_number) "
-              "VALUES (%s, %s, %s, 'queued', 'manual', true, now(), 0)")
-TI_INSERT = ("INSERT INTO task_instance (dag_id, task_id, run_id, map_index, pool, "
-             "pool_slots, priority_weight, queue, try_number, max_tries) "
-             "SELECT %s, task, %s, -1, 'default_pool', 1, 1, 'default', 0, 0 "
-             "FROM unnest(CAST(%s AS text[])) AS task")
+TRIGGER_SQL = ("WITH run AS (INSERT INTO dag_run (dag_id, run_id, execution_date, state, "
+               "run_type, external_trigger, queued_at, clear_number) "
+               "VALUES (%(dag)s, %(run)s, %(when)s, 'queued', 'manual', true, now(), 0) "
+               "RETURNING 1) "
+               "INSERT INTO task_instance (dag_id, task_id, run_id, map_index, pool, "
+               "pool_slots, priority_weight, queue, try_number, max_tries) "
+               "SELECT %(dag)s, task, %(run)s, -1, 'default_pool', 1, 1, 'default', 0, 0 "
+               "FROM unnest(CAST(%(tasks)s AS text[])) AS task, run")
 
 _cursor: Any = None
 _tasks: dict[str, list[str]] = {}
@@ -105,11 +107,8 @@ def trigger_app(environ: dict[str, Any],
     cursor.execute(DAG_SQL, (dag_id,))
     if cursor.fetchone() is None:
         return _json(start_response, b'{"error":"no such DAG"}', "404 NOT FOUND")
-    with cursor.connection.pipeline():
-        cursor.execute("BEGIN")
-        cursor.execute(RUN_INSERT, (dag_id, run_id, when))
-        cursor.execute(TI_INSERT, (dag_id, run_id, _tasks[dag_id]))
-        cursor.execute("COMMIT")
+    cursor.execute(TRIGGER_SQL, {"dag": dag_id, "run": run_id, "when": when,
+                                 "tasks": _tasks[dag_id]})
     return _json(start_response, json.dumps({
         "message": f"Created <DagRun {dag_id} @ {when.isoformat()}: {run_id}>",
         "execution_date": when.isoformat(), "run_id": run_id}).encode())
