@@ -29,14 +29,15 @@ TASK_ID = "extract"
 RUN_DATE = "2025-01-01T00:00:00+00:00"
 
 
-def airflow_database(venv: Path, work: Path, runs: int = 100) -> tuple[Any, Path]:
-    """(AirflowHome, database) for ``etl_nightly`` with ``runs`` runs, made by Airflow."""
+def airflow_database(venv: Path, work: Path, runs: int = 100) -> tuple[Any, str]:
+    """(AirflowHome, its database's URL) for ``etl_nightly`` with ``runs`` runs, made by
+    Airflow."""
     os.environ["AIRFLOW_VENV"] = str(venv)
     from tests.compat import airflow_env
 
     airflow_env.AIRFLOWS["airflow2"] = (venv, airflow_env.AIRFLOWS["airflow2"][1])
     home = airflow_env.make_home(work / "airflow_home", "airflow2")
-    store = Store.open(f"sqlite:///{home.database}")
+    store = Store.open(home.database)
     start = datetime(2024, 6, 1, tzinfo=UTC)
     with store.write() as conn:
         conn.execute(insert(store.tables.dag_run), [
@@ -63,7 +64,7 @@ def measure_both(venv: Path, work: Path, measure: Callable[[str, str], dict[str,
     home, database = airflow_database(venv, work)
     port = free_port()
     proc = gunicorn("api_plugin.wsgi:application", port,
-                    {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}"},
+                    {**env, "API_PLUGIN__DATABASE__SQL_ALCHEMY_CONN": database},
                     "/api/experimental/test")
     try:
         plugin = measure(f"http://127.0.0.1:{port}", "plugin")

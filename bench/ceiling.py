@@ -123,4 +123,5 @@ def bare(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
     ``/trigger/<dag_id>``; anything else is ``app``."""
     head, _, rest = environ["PATH_INFO"].lstrip("/").partition("/")
     environ["PATH_INFO"] = "/" + rest
-    return ROUTES.get(head, app)(environ, start_response)
+    route: Callable[..., Iterable[bytes]] = ROUTES.get(head, app)
+    return route(environ, start_response)

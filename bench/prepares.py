@@ -114,7 +114,9 @@ def prepared_on_server(store: Store) -> int:
     try:
         cursor = raw.cursor()
         cursor.execute("SELECT count(*) FROM pg_prepared_statements")
-        return int(cursor.fetchone()[0])
+        row = cursor.fetchone()
+        assert row is not None, "count(*) always answers a row"
+        return int(row[0])
     finally:
         raw.close()
 

@@ -135,11 +135,11 @@ class AirflowHome:
         else:
             target = self.path / f"{name}.db"
             source = sqlite3.connect(self.database.removeprefix("sqlite:///"))
-            copy = sqlite3.connect(target)
+            copied = sqlite3.connect(target)
             try:
-                source.backup(copy)  # what `sqlite3 db ".backup copy"` does: WAL included
+                source.backup(copied)  # what `sqlite3 db ".backup copy"` does: WAL included
             finally:
-                copy.close()
+                copied.close()
                 source.close()
             url = f"sqlite:///{target}"
         self.copies[name] = url
