@@ -182,52 +182,90 @@ def _queued(run_id: str, at: datetime) -> tuple[dict[str, Any], list[dict[str, A
     return {**run, "queued_at": at}, tis
 
 
-class _AnswerLost:
-    """A pooled connection on which the trigger's statement does what ``before`` says
-    (write, or not) and then the connection is lost, as a server restart between the
-    write and its answer would lose it: the error is the driver's own, from a real
-    terminated backend."""
+class _Hooked:
+    """A pooled connection whose cursors hand every statement to ``hook(cursor, sql,
+    *values)``, which runs it (or not): psycopg2's cursors come from ``cursor()``,
+    psycopg 3's from ``dbapi_connection`` (``driver._kept_cursor``), so both are
+    wrapped."""
 
-    def __init__(self, raw: Any, store: Store, before: Callable[[Any, str, Any], None]
-                 ) -> None:
-        self._raw, self._store, self._before = raw, store, before
+    def __init__(self, raw: Any, hook: Callable[..., Any]) -> None:
+        self._raw, self._hook = raw, hook
         raw.info.pop(KEPT_CURSOR, None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
 
     def cursor(self) -> Any:
-        """psycopg2's cursor (psycopg 3's comes from ``dbapi_connection``)."""
-        return self._losing(self._raw.cursor())
+        return self._hooked(self._raw.cursor())
 
     @property
     def dbapi_connection(self) -> Any:
-        raw, losing = self._raw, self._losing
+        raw, hooked = self._raw, self._hooked
 
         class Connection:
             def __getattr__(self, name: str) -> Any:
                 return getattr(raw.dbapi_connection, name)
 
             def cursor(self) -> Any:
-                return losing(raw.dbapi_connection.cursor())
+                return hooked(raw.dbapi_connection.cursor())
 
         return Connection()
 
-    def _losing(self, cursor: Any) -> Any:
-        outer = self
+    def _hooked(self, cursor: Any) -> Any:
+        hook = self._hook
 
         class Cursor:
             def __getattr__(self, name: str) -> Any:
                 return getattr(cursor, name)
 
             def execute(self, sql: str, *rest: Any) -> Any:
-                if not sql.startswith("WITH"):
-                    return cursor.execute(sql, *rest)
-                outer._before(cursor, sql, *rest)
-                _drop_connections(outer._store)
-                return cursor.execute("SELECT 1")  # the driver's own error
+                return hook(cursor, sql, *rest)
 
         return Cursor()
+
+
+def _lose_the_answer(store: Store, monkeypatch: pytest.MonkeyPatch,
+                     before: Callable[..., None]) -> list[str]:
+    """The next trigger statement (the first checkout's only) does what ``before``
+    says (write, or not), then its connection is lost, as a server restart between the
+    write and its answer would lose it: the error is the driver's own, from a really
+    terminated backend. Later checkouts are left alone. The statements so treated."""
+    pool = store.read_engine
+    connect = pool.raw_connection
+    lost: list[str] = []
+
+    def losing(cursor: Any, sql: str, *rest: Any) -> Any:
+        if not sql.startswith("WITH"):
+            return cursor.execute(sql, *rest)
+        lost.append(sql)
+        before(cursor, sql, *rest)
+        _drop_connections(store)
+        return cursor.execute("SELECT 1")  # the driver's own error
+
+    monkeypatch.setattr(pool, "raw_connection",
+                        lambda: _Hooked(connect(), losing) if not lost else connect())
+    return lost
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_write_is_one_statement(
+        pg_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With either driver, a write and a clash are each the one statement: no BEGIN, no
+    COMMIT, no ping, no pre-check."""
+    sent: list[str] = []
+
+    def record(cursor: Any, sql: str, *rest: Any) -> Any:
+        sent.append(sql.split(None, 1)[0].upper())
+        return cursor.execute(sql, *rest)
+
+    pool = pg_store.read_engine
+    connect = pool.raw_connection
+    monkeypatch.setattr(pool, "raw_connection", lambda: _Hooked(connect(), record))
+    assert pg_store.insert_run(*_rows("one4"), None, **_clash("one4"))
+    assert sent == ["WITH"]
+    sent.clear()
+    assert not pg_store.insert_run(*_rows("one4"), None, **_clash("one4"))
+    assert sent == ["WITH"]
 
 
 @pytest.mark.postgres
@@ -237,25 +275,19 @@ def test_an_answer_lost_after_the_write_is_found_by_its_run(
     """The statement committed (or never ran) and the connection was lost before its
     answer came: ``insert_run`` finds its own run (True, one run, whole), or none and
     writes it once more (True again, one run)."""
-    pool = pg_store.read_engine
-    connect = pool.raw_connection
-    calls: list[str] = []
 
     def before(cursor: Any, sql: str, *rest: Any) -> None:
-        calls.append(sql)
         if written:
             cursor.execute(sql, *rest)
 
-    monkeypatch.setattr(pool, "raw_connection",
-                        lambda: _AnswerLost(connect(), pg_store, before) if not calls
-                        else connect())
+    lost = _lose_the_answer(pg_store, monkeypatch, before)
     assert pg_store.insert_run(*_queued("lost6", datetime.now(UTC)), None, **_clash("lost6"))
     ti = pg_store.tables.task_instance
     with pg_store.read() as conn:
         runs = conn.execute(text("SELECT count(*) FROM dag_run WHERE run_id = 'lost6'")
                             ).scalar_one()
         tis = conn.scalars(select(ti.c.task_id).where(ti.c.run_id == "lost6")).all()
-    assert (len(calls), runs, tis) == (1, 1, ["extract"])
+    assert (len(lost), runs, tis) == (1, 1, ["extract"])
 
 
 @pytest.mark.postgres
@@ -263,24 +295,19 @@ def test_an_answer_lost_beside_another_run_of_that_id_is_a_clash(
         pg_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """The connection was lost, and the run id is there, written by another trigger
     (another time in ``queued_at``): a clash, this write's run not written."""
-    pool = pg_store.read_engine
-    connect = pool.raw_connection
-    calls: list[str] = []
     theirs = datetime(2026, 4, 7, 12, tzinfo=UTC)
 
     def before(cursor: Any, sql: str, *rest: Any) -> None:
-        calls.append(sql)
         other = Store.open(str(pg_store.engine.url))
         try:
             assert other.insert_run(*_queued("lost7", theirs), None, **_clash("lost7"))
         finally:
             other.dispose()
 
-    monkeypatch.setattr(pool, "raw_connection",
-                        lambda: _AnswerLost(connect(), pg_store, before) if not calls
-                        else connect())
+    lost = _lose_the_answer(pg_store, monkeypatch, before)
     assert not pg_store.insert_run(*_queued("lost7", datetime.now(UTC)), None,
                                    **_clash("lost7"))
+    assert len(lost) == 1
     dr = pg_store.tables.dag_run
     with pg_store.read() as conn:
         assert conn.scalars(select(dr.c.queued_at).where(dr.c.run_id == "lost7")).all() == [

@@ -303,7 +303,8 @@ class Store:
         ``run_id`` (nothing was written), True when it has the one this write made
         (its ``Flavor.run_written_at`` holds this trigger's own time, to the
         microsecond), False when it has another's (a clash). A schema without that
-        column cannot tell the last two apart: the loss is then raised again."""
+        column cannot tell the last two apart: that is then a 503 saying the run may
+        have been written."""
         marker = self.flavor.run_written_at
         dr = self.tables.dag_run
         with self.read() as conn:
@@ -384,7 +385,7 @@ class Store:
     def _raw_write(self) -> Iterator[Any]:
         """A driver-level write transaction's cursor, committed on success.
 
-        The trigger's path: the same transaction as ``write()`` (SQLite: the writer
+        The trigger's path on SQLite: the same transaction as ``write()`` (the writer
         flock, then ``BEGIN IMMEDIATE``) without SQLAlchemy's per-statement machinery.
         Driver errors come out as SQLAlchemy's ``DBAPIError`` family, for the boundary
         around it to map.

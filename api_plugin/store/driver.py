@@ -27,7 +27,8 @@ from sqlalchemy.exc import DBAPIError
 
 class CommitSent(DBAPIError):
     """The connection failed after the COMMIT was sent: the transaction may have been
-    committed, so it must not be run again."""
+    committed, so it must not be run again blindly (``Store.insert_run`` looks for its
+    run first)."""
 
 
 @contextmanager

@@ -43,6 +43,8 @@ CLASH_DAG_ID, CLASH_RUN_ID, CLASH_WHEN = "clash_dag_id", "clash_run_id", "clash_
 AUDIT_PREFIX = "audit__"
 #: ``WholeTrigger``'s name for the written run's row (none when the run clashed).
 WRITTEN_RUN = "written_run"
+#: The condition of ``WholeTrigger``'s other parts: the run was written.
+RUN_WAS_WRITTEN = f"EXISTS (SELECT FROM {WRITTEN_RUN})"
 
 #: At most this many bound values in one statement: below SQLite's limit (32,766 since
 #: 3.32) and PostgreSQL's protocol limit (65,535); a larger DAG's task instances are
@@ -174,20 +176,20 @@ class WholeTrigger:
                  run_keys: tuple[str, ...], ti_keys: tuple[str, ...],
                  audit_keys: tuple[str, ...]) -> None:
         assert not engine.dialect.positional, "PostgreSQL's drivers take named parameters"
-        written = exists(select(literal_column("1")).select_from(table(WRITTEN_RUN)))
         self.run = PreparedInsert(engine, run_insert(t, has_log_template, run_keys)
                                   .returning(literal_column("1")), ())
         parts = [f"{WRITTEN_RUN} AS ({self.run.sql})"]
         self.tis = ColumnarInsert(engine.dialect, t, ti_keys) if ti_keys else None
         if self.tis is not None:
-            parts.append(f"tis AS ({self.tis.sql} WHERE EXISTS (SELECT FROM {WRITTEN_RUN}))")
+            parts.append(f"tis AS ({self.tis.sql} WHERE {RUN_WAS_WRITTEN})")
         self.audit: PreparedInsert | None = None
         if audit_keys:
             assert t.log is not None, "only a flavor with an audit log writes its row"
             log = t.log
             values = [_typed(log, key, AUDIT_PREFIX + key) for key in audit_keys]
             self.audit = PreparedInsert(engine, insert(log).from_select(
-                list(audit_keys), select(*values).where(written), include_defaults=False), ())
+                list(audit_keys), select(*values).where(literal_column(RUN_WAS_WRITTEN)),
+                include_defaults=False), ())
             parts.append(f"audit AS ({self.audit.sql})")
         self.sql = f"WITH {', '.join(parts)} SELECT count(*) FROM {WRITTEN_RUN}"
 
