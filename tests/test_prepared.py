@@ -5,16 +5,26 @@ and a compiled INSERT writes what SQLAlchemy would write; on SQLite and PostgreS
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, literal, select
+from sqlalchemy import (
+    TIMESTAMP,
+    bindparam,
+    cast,
+    create_engine,
+    insert,
+    literal,
+    null,
+    select,
+)
 from sqlalchemy.sql import Select
 
 from api_plugin.store import DatabaseFailure, Store
 from api_plugin.store.prepared import Prepared, PreparedInsert
 from api_plugin.store.tables import AIRFLOW2, Tables
+from api_plugin.store.types import UtcDateTime, utc_iso
 
 
 @pytest.fixture
@@ -172,3 +182,54 @@ def test_a_pooled_connection_keeps_its_cursor(
     assert used[-1] is second and second.closed  # four rows: more than two, not kept
     assert by_name.first(name="p0").slots == 0
     assert used[-1] is not second and not used[-1].closed
+
+
+#: Dates a run list writes: whole seconds, every kind of fraction (PostgreSQL's JSON cuts
+#: a fraction's trailing zeros, Python's isoformat pads it to six digits), the ends of
+#: the range Python can hold, an instant given in another zone, and none.
+DATES = [datetime(2024, 6, 1, tzinfo=UTC), datetime(2024, 6, 1, 12, 30, 5, 1, tzinfo=UTC),
+         datetime(2024, 2, 29, 23, 59, 59, 500000, tzinfo=UTC),
+         datetime(2025, 1, 1, 0, 0, 0, 120, tzinfo=UTC),
+         datetime(2025, 1, 1, 0, 0, 0, 999999, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC),
+         datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+         datetime(2024, 6, 1, 1, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+         None]
+
+
+def _dates_written(_t: Tables) -> Select[Any]:
+    return select(*[utc_iso(null() if when is None else literal(when, UtcDateTime()))
+                    .label(f"d{n}") for n, when in enumerate(DATES)])
+
+
+def _written_by_python() -> list[str | None]:
+    return [None if when is None else when.astimezone(UTC).isoformat() for when in DATES]
+
+
+def test_dates_are_written_as_python_writes_them_in_utc(store: Store) -> None:
+    """``utc_iso``: the text ``datetime.isoformat()`` writes for the UTC instant, made by
+    the server on PostgreSQL (the row brings text, not a datetime)."""
+    prepared = Prepared(store.read_engine, _dates_written(store.tables))
+    if store.is_postgresql:
+        assert "to_json" in prepared.sql
+    assert list(prepared.first()) == _written_by_python()
+
+
+@pytest.mark.postgres
+def test_dates_are_written_in_utc_whatever_the_session_time_zone(
+        make_seeded_store: Callable[[str, str], Store]) -> None:
+    """A server or a role set to another time zone (here half an hour off a whole hour)
+    changes nothing; a column with no time zone holds UTC, as Airflow writes it."""
+    store = make_seeded_store(AIRFLOW2, "postgresql")
+    engine = create_engine(store.read_engine.url,
+                           connect_args={"options": "-c TimeZone=America/St_Johns"})
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW TimeZone").scalar() == "America/St_Johns"
+        assert list(Prepared(engine, _dates_written(store.tables)).first()) == (
+            _written_by_python())
+        naive = datetime(2024, 6, 1, 12, 0, 0, 250000)
+        no_zone = Prepared(engine, select(utc_iso(
+            cast(literal(naive, TIMESTAMP()), TIMESTAMP(timezone=False))).label("d")))
+        assert no_zone.first().d == "2024-06-01T12:00:00.250000+00:00"
+    finally:
+        engine.dispose()

@@ -17,7 +17,14 @@ from api_plugin.dates import to_utc
 from api_plugin.errors import Conflict
 from api_plugin.flavors.airflow2 import pre3_dag_fields, store_one_version
 from api_plugin.flavors.attributes import COMMON_DEFAULTS, base_attributes
-from api_plugin.flavors.base import DagRecord, Flavor, TriggerInput, form_date, quoted
+from api_plugin.flavors.base import (
+    DagRecord,
+    Flavor,
+    RunLink,
+    TriggerInput,
+    form_date,
+    quoted,
+)
 from api_plugin.store.safe_pickle import dumps_conf
 from api_plugin.store.serialized import DagSpec, TaskSpec
 from api_plugin.store.tables import AIRFLOW1, Tables, build_tables
@@ -45,9 +52,9 @@ class Airflow1(Flavor):
     def build_tables(self, present: Mapping[str, Collection[str]] | None = None) -> Tables:
         return build_tables(AIRFLOW1, present)
 
-    def run_link(self, dag_id: str, run_id: str, utc_iso: str | None, base: str) -> str:
-        return (f"{base}/admin/airflow/graph?dag_id={quoted(dag_id)}"
-                f"&execution_date={form_date(utc_iso)}")
+    def run_links(self, dag_id: str, base: str) -> RunLink:
+        head = f"{base}/admin/airflow/graph?dag_id={quoted(dag_id)}&execution_date="
+        return lambda run_id, utc_iso: head + form_date(utc_iso)
 
     def created_message(self, request: TriggerInput, row: Mapping[str, Any]) -> str:
         when = request.when

@@ -11,7 +11,14 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from api_plugin.flavors.attributes import AIRFLOW2_DEFAULTS, airflow2_finish, base_attributes
-from api_plugin.flavors.base import DagRecord, Flavor, TriggerInput, form_date, quoted
+from api_plugin.flavors.base import (
+    DagRecord,
+    Flavor,
+    RunLink,
+    TriggerInput,
+    form_date,
+    quoted,
+)
 from api_plugin.flavors.intervals import manual_data_interval
 from api_plugin.run_ids import AIRFLOW2_GENERATED_PATTERN
 from api_plugin.store.keys import fileloc_hash
@@ -35,8 +42,9 @@ class Airflow2(Flavor):
     def build_tables(self, present: Mapping[str, Collection[str]] | None = None) -> Tables:
         return build_tables(AIRFLOW2, present)
 
-    def run_link(self, dag_id: str, run_id: str, utc_iso: str | None, base: str) -> str:
-        return f"{base}/dags/{quoted(dag_id)}/graph?execution_date={form_date(utc_iso)}"
+    def run_links(self, dag_id: str, base: str) -> RunLink:
+        head = f"{base}/dags/{quoted(dag_id)}/graph?execution_date="
+        return lambda run_id, utc_iso: head + form_date(utc_iso)
 
     def created_message(self, request: TriggerInput, row: Mapping[str, Any]) -> str:
         return "Created " + self.run_text({

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from api_plugin.errors import BadRequest, NotFound
 from api_plugin.flavors.airflow2 import Airflow2, write_dag_row
 from api_plugin.flavors.attributes import AIRFLOW2_DEFAULTS, airflow2_finish, base_attributes
-from api_plugin.flavors.base import DagRecord, TriggerInput, quoted
+from api_plugin.flavors.base import DagRecord, RunLink, TriggerInput, quoted
 from api_plugin.flavors.intervals import CRON_PRESETS, timetable_data_interval
 from api_plugin.run_ids import AIRFLOW3_GENERATED_PATTERN
 from api_plugin.store.keys import uuid7_hex
@@ -62,8 +62,9 @@ class Airflow3(Airflow2):
     def build_tables(self, present: Mapping[str, Collection[str]] | None = None) -> Tables:
         return build_airflow3_tables(present)
 
-    def run_link(self, dag_id: str, run_id: str, utc_iso: str | None, base: str) -> str:
-        return f"{base}/dags/{quoted(dag_id)}/runs/{quoted(run_id)}"
+    def run_links(self, dag_id: str, base: str) -> RunLink:
+        head = f"{base}/dags/{quoted(dag_id)}/runs/"
+        return lambda run_id, utc_iso: head + quoted(run_id)
 
     def check_triggerable(self, dag: Mapping[str, Any]) -> None:
         dag_id = dag["dag_id"]

@@ -12,7 +12,7 @@ import getpass
 import pickle
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -25,6 +25,9 @@ from api_plugin.dates import to_utc
 from api_plugin.errors import Conflict
 from api_plugin.store.serialized import DagSpec, TaskSpec
 from api_plugin.store.tables import Tables
+
+#: A DAG's run link maker (``Flavor.run_links``): ``(run_id, utc_iso) -> link``.
+RunLink = Callable[[str, str | None], str]
 
 #: A task, its start and end dates, and its task instances' static columns.
 TaskTemplate = tuple[TaskSpec, datetime | None, datetime | None, dict[str, Any]]
@@ -106,10 +109,15 @@ class Flavor(ABC):
         utc_iso = None if run_date is None else to_utc(run_date).isoformat()
         return self.run_link(dag_id, run_id, utc_iso, base)
 
-    @abstractmethod
     def run_link(self, dag_id: str, run_id: str, utc_iso: str | None, base: str) -> str:
         """``run_url`` from the run's date already written in ISO 8601 in UTC (None: the
         run has no date): a run list writes that string once for two fields."""
+        return self.run_links(dag_id, base)(run_id, utc_iso)
+
+    @abstractmethod
+    def run_links(self, dag_id: str, base: str) -> RunLink:
+        """``run_link`` for the runs of one DAG, ``(run_id, utc_iso) -> link``, with
+        what their links share written once: a run list's links are all of one DAG."""
 
     @abstractmethod
     def created_message(self, request: TriggerInput, row: Mapping[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -11,7 +11,6 @@ from sqlalchemy import (
     Integer,
     UniqueConstraint,
     bindparam,
-    case,
     exists,
     func,
     literal_column,
@@ -20,11 +19,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
-from api_plugin.dates import isoformat, parse_datetime
+from api_plugin.dates import parse_datetime
 from api_plugin.errors import BadRequest, NotFound
+from api_plugin.flavors.base import RunLink
 from api_plugin.services.common import dag_not_in_model, shown_date
 from api_plugin.store import QueryBuilder, Store
 from api_plugin.store.tables import Tables
+from api_plugin.store.types import utc_iso
 from api_plugin.web.rendering import Rendered, Streamed
 
 MAX_PAGE = 10_000
@@ -56,7 +57,7 @@ def get_dag_runs(
     date, listed as null); an unknown DAG is a 400 here."""
     build, params = _runs_page(store, dag_id, state, limit, offset)
     rows = store.prepared(build).all(**params)
-    return _run_items(store, _checked(store, dag_id, rows), url_base)
+    return _run_items(_checked(store, dag_id, rows), store.flavor.run_links(dag_id, url_base))
 
 
 #: Rows per fetch when a run list is streamed; the first fetch is of FIRST_CHUNK rows,
@@ -84,9 +85,9 @@ def stream_dag_runs(
     answered whole from it, like a page; a longer one goes on from there, one snapshot.
     """
     build, params = _runs_page(store, dag_id, state, limit, offset)
+    link = store.flavor.run_links(dag_id, url_base)
     if params["lim"] != NO_LIMIT:
-        return _run_items(store, _checked(store, dag_id, store.prepared(build).all(**params)),
-                          url_base)
+        return _run_items(_checked(store, dag_id, store.prepared(build).all(**params)), link)
     first_chunk, chunk = FIRST_CHUNK, STREAM_CHUNK
     chunks = store.stream(build, chunk, first_chunk + 1, **params)
     try:
@@ -96,8 +97,8 @@ def stream_dag_runs(
         raise
     if len(first) <= first_chunk:
         chunks.close()
-        return _run_items(store, first, url_base)
-    return Streamed(_item_chunks(store, first, first_chunk, chunks, chunk, url_base))
+        return _run_items(first, link)
+    return Streamed(_item_chunks(first, first_chunk, chunks, chunk, link))
 
 
 def _checked(store: Store, dag_id: str, rows: list[Any]) -> list[Any]:
@@ -114,21 +115,20 @@ def _checked(store: Store, dag_id: str, rows: list[Any]) -> list[Any]:
     return rows
 
 
-def _item_chunks(store: Store, first: list[Any], first_chunk: int,
-                 chunks: Iterator[list[Any]], chunk: int,
-                 url_base: str) -> Iterator[list[dict[str, Any]]]:
+def _item_chunks(first: list[Any], first_chunk: int, chunks: Iterator[list[Any]],
+                 chunk: int, link: RunLink) -> Iterator[list[dict[str, Any]]]:
     """The items of ``first``'s first ``first_chunk`` rows, then of the rest in lists
     of ``chunk`` (the last shorter): the first fetch's extra row waits for the next."""
     try:
-        yield _run_items(store, first[:first_chunk], url_base)
+        yield _run_items(first[:first_chunk], link)
         pending = first[first_chunk:]
         for rows in chunks:
             pending.extend(rows)
             while len(pending) > chunk:
-                yield _run_items(store, pending[:chunk], url_base)
+                yield _run_items(pending[:chunk], link)
                 del pending[:chunk]
         if pending:
-            yield _run_items(store, pending, url_base)
+            yield _run_items(pending, link)
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
@@ -151,24 +151,20 @@ def _runs_page(store: Store, dag_id: str, state: str | None, limit: Any,
     return (_runs_known_query if known else _runs_query), params
 
 
-def _run_items(store: Store, rows: list[Any], url_base: str) -> list[dict[str, Any]]:
-    """The answer's items; the hot loop of a run list, so each date is written once
-    (the rows' dates are in UTC already: see ``UtcDateTime``)."""
-    link = store.flavor.run_link
-    items = []
-    for row in rows:
-        when = row.execution_date
-        utc_iso = None if when is None else when.isoformat()  # 3.x: a run may have none
-        items.append({
-            "id": row.id,
-            "run_id": row.run_id,
-            "state": row.state,
-            "dag_id": row.dag_id,
-            "execution_date": utc_iso,
-            "start_date": isoformat(row.start_date),
-            "dag_run_url": link(row.dag_id, row.run_id, utc_iso, url_base),
-        })
-    return items
+def _run_items(rows: list[Any], link: RunLink) -> list[dict[str, Any]]:
+    """The answer's items, ``link`` making their runs' links (``Flavor.run_links``);
+    the hot loop of a run list. The rows' dates come written already (``utc_iso``); a
+    run may have no logical date on 3.x (None, listed as null) and no start date
+    (``""``)."""
+    return [{
+        "id": row.id,
+        "run_id": row.run_id,
+        "state": row.state,
+        "dag_id": row.dag_id,
+        "execution_date": row.execution_date,
+        "start_date": row.start_date or "",
+        "dag_run_url": link(row.run_id, row.execution_date),
+    } for row in rows]
 
 
 NO_LIMIT = 2**62
@@ -179,11 +175,12 @@ def _dag_exists_query(t: Tables) -> Select[Any]:
 
 
 def _runs_query(t: Tables) -> Select[Any]:
-    """A page of the DAG's runs, in date order."""
+    """A page of the DAG's runs, in date order, their dates written (``utc_iso``)."""
     dr = t.dag_run
     return (
         select(dr.c.id, dr.c.run_id, dr.c.state, dr.c.dag_id,
-               t.run_date.label("execution_date"), dr.c.start_date)
+               utc_iso(t.run_date).label("execution_date"),
+               utc_iso(dr.c.start_date).label("start_date"))
         .where(dr.c.dag_id == bindparam("dag_id"))
         .order_by(t.run_order)
         .limit(bindparam("lim", type_=BigInteger))
@@ -271,7 +268,8 @@ def _latest_runs_query(t: Tables) -> Select[Any]:
     latest = (select(newest.c.id).where(newest.c.dag_id == ids.c.dag_id)
               .order_by(newest.c[t.run_order.name].desc()).limit(1).scalar_subquery())
     return (
-        select(dr.c.dag_id, t.run_date.label("execution_date"), dr.c.start_date, dr.c.run_id)
+        select(dr.c.dag_id, utc_iso(t.run_date).label("execution_date"),
+               utc_iso(dr.c.start_date).label("start_date"), dr.c.run_id)
         .select_from(ids.join(dr, (dr.c.dag_id == ids.c.dag_id) & (dr.c.id == latest)))
         .order_by(dr.c.dag_id)
     )
@@ -319,29 +317,14 @@ def _latest_runs_lateral_query(t: Tables) -> Select[Any]:
 
 def _dates_written(dag_id: Any, execution_date: Any, start_date: Any,
                    run_id: Any) -> Select[Any]:
-    """PostgreSQL's latest_runs rows, by dag_id, with their dates as the answer writes
-    them (``_iso_text``; no start date is ``""``): at 10,000 DAGs this saves the
-    driver's reading of 20,000 datetimes, their conversion to UTC and Python's
-    writing of them, for about as much time on the server as its usual writing."""
+    """PostgreSQL's latest_runs rows, by dag_id, with their dates written by the server
+    (``utc_iso``): at 10,000 DAGs the driver builds no 20,000 datetimes for Python to
+    convert to UTC and write."""
     return (
-        select(dag_id, _iso_text(execution_date).label("execution_date"),
-               func.coalesce(_iso_text(start_date), literal_column("''")).label("start_date"),
-               run_id)
+        select(dag_id, utc_iso(execution_date).label("execution_date"),
+               utc_iso(start_date).label("start_date"), run_id)
         .order_by(dag_id)
     )
-
-
-def _iso_text(column: Any) -> Any:
-    """PostgreSQL: a date column written as ``datetime.isoformat()`` writes its value
-    in UTC: ``2025-01-01T00:00:00+00:00``, with ``.ffffff`` only when there are
-    microseconds; NULL stays NULL. Whatever the session's time zone."""
-    utc = func.timezone(literal_column("'UTC'"), column)
-
-    def written(pattern: str) -> Any:
-        return func.to_char(utc, literal_column(f"""'YYYY-MM-DD"T"HH24:MI:SS{pattern}"+00:00"'"""))
-
-    return case((func.date_trunc(literal_column("'second'"), utc) == utc, written("")),
-                else_=written(".US"))
 
 
 def _latest_runs_pg_query(t: Tables) -> Select[Any]:
@@ -370,16 +353,12 @@ def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
         cached = store.cache.get(("latest_runs", url_base))
         if cached is not None and cached[0] == marker:
             return cast(dict[str, Any], cached[1])
-    rows: Iterable[Any]
-    if store.is_postgresql:
-        rows = store.prepared(_latest_runs_pg_query).all()  # its dates already written
-    else:
-        rows = _dates_in_python(store.prepared(_latest_runs_query).all())
-    # The hot loop of a rebuild (10,000 rows at 10,000 DAGs): each date is written once,
-    # for its field and for the link (``run_link``), as in ``_run_items``.
+    rows = store.prepared(_latest_runs_pg_query if store.is_postgresql
+                          else _latest_runs_query).all()
+    # The hot loop of a rebuild (10,000 rows at 10,000 DAGs), as in ``_run_items``.
     link = store.flavor.run_link
     result: dict[str, Any] = {"items": [
-        {"dag_id": dag_id, "execution_date": run_date, "start_date": start_date,
+        {"dag_id": dag_id, "execution_date": run_date, "start_date": start_date or "",
          "dag_run_url": link(dag_id, run_id, run_date, url_base)}
         for dag_id, run_date, start_date, run_id in rows]}
     if marker is not None:
@@ -387,11 +366,3 @@ def latest_runs(store: Store, url_base: str = "") -> dict[str, Any]:
         result = Rendered(result)
         store.cache[("latest_runs", url_base)] = (marker, result)
     return result
-
-
-def _dates_in_python(rows: list[Any]) -> Iterator[tuple[Any, str | None, str, Any]]:
-    """``_latest_runs_query``'s rows with their dates written as ``_dates_written``
-    writes them on PostgreSQL (the rows' dates are in UTC already: ``UtcDateTime``)."""
-    for dag_id, when, started, run_id in rows:
-        yield (dag_id, None if when is None else when.isoformat(),  # 3.x: may have none
-               "" if started is None else started.isoformat(), run_id)
