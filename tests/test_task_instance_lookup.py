@@ -6,10 +6,15 @@ these cases check that nothing is mixed up between DAGs or runs."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
+from api_plugin.services import tasks
+from api_plugin.store import Store
+from api_plugin.store.kept import KeptAnswers
 from conftest import ApiHarness
 
 DATES = ("2025-05-01T00:00:00+00:00", "2025-05-02T00:00:00+00:00", "2025-05-03T00:00:00+00:00")
@@ -65,3 +70,71 @@ def test_a_run_without_the_instance_is_a_404_not_another_runs(api: ApiHarness) -
     assert gone.status_code == 404
     assert "Task extract instance for date" in gone.get_json()["error"]
     assert api.get(f"/dags/etl_nightly/dag_runs/{DATES[1]}/tasks/extract").status_code == 200
+
+
+def _count_answers_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The task ids of the task instance answers made from rows from now on."""
+    made: list[str] = []
+    real = tasks._answer_of
+
+    def counted(store: Store, head: Any) -> dict[str, str]:
+        made.append(head.ti__task_id)
+        return real(store, head)
+
+    monkeypatch.setattr(tasks, "_answer_of", counted)
+    return made
+
+
+def test_an_unchanged_instance_is_answered_as_made_last_time(
+        api: ApiHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polls of an instance whose row (its columns and its run's) has not changed get
+    the answer made from that row the first time; any change makes a new one."""
+    when = DATES[0]
+    assert api.post("/dags/etl_nightly/dag_runs", json={"execution_date": when}
+                    ).status_code == 200
+    made = _count_answers_made(monkeypatch)
+    path = f"/dags/etl_nightly/dag_runs/{when}/tasks/extract"
+    first = [api.get(path).get_json() for _ in range(3)]
+    assert first[0] == first[1] == first[2] and made == ["extract"]
+    # The same instant written with another offset is the same instance.
+    assert api.get("/dags/etl_nightly/dag_runs/2025-05-01T02:00:00+02:00/tasks/extract"
+                   ).get_json() == first[0]
+    assert made == ["extract"]
+    t = api.store.tables
+    with api.store.write() as conn:
+        conn.execute(update(t.task_instance).where(t.task_instance.c.dag_id == "etl_nightly",
+                                                   t.task_instance.c.task_id == "extract")
+                     .values(state="running", hostname="worker-1"))
+    running = api.get(path).get_json()
+    assert (running["state"], running["hostname"]) == ("running", "worker-1")
+    assert made == ["extract", "extract"]
+    with api.store.write() as conn:  # the run's own columns are part of the answer too
+        conn.execute(update(t.dag_run).where(t.dag_run.c.dag_id == "etl_nightly")
+                     .values(state="failed"))
+    answer = api.get(path).get_json()
+    assert made == ["extract", "extract", "extract"]
+    if "dag_run" in running:  # 1.10's answer holds nothing of the run
+        assert answer["dag_run"] != running["dag_run"] and "failed" in answer["dag_run"]
+    assert api.get(path).get_json() == answer and len(made) == 3
+
+
+def test_kept_instance_answers_are_bounded(api: ApiHarness,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most ``size`` answers are kept, the oldest made going first; an answer longer
+    than ``MAX_KEPT_ANSWER_BYTES`` is made for each request and never kept."""
+    for when in DATES:
+        assert api.post("/dags/etl_nightly/dag_runs", json={"execution_date": when}
+                        ).status_code == 200
+    monkeypatch.setattr(api.store, "answers", KeptAnswers(size=2))
+    made = _count_answers_made(monkeypatch)
+    paths = [f"/dags/etl_nightly/dag_runs/{when}/tasks/extract" for when in DATES]
+    answers = [api.get(path).get_json() for path in paths]
+    assert len({json.dumps(answer, sort_keys=True) for answer in answers}) == 3
+    assert len(api.store.answers) == 2 and len(made) == 3
+    assert api.get(paths[2]).get_json() == answers[2] and len(made) == 3  # kept
+    assert api.get(paths[0]).get_json() == answers[0] and len(made) == 4  # aged out
+    monkeypatch.setattr(tasks, "MAX_KEPT_ANSWER_BYTES", 100)
+    monkeypatch.setattr(api.store, "answers", KeptAnswers(size=2))
+    for _ in range(2):
+        assert api.get(paths[1]).get_json() == answers[1]
+    assert len(made) == 6 and len(api.store.answers) == 0

@@ -14,7 +14,9 @@ from api_plugin.services.common import dag_not_in_model, py_str, require_dag_spe
 from api_plugin.services.runs import run_not_found
 from api_plugin.store import Store
 from api_plugin.store.decode_budget import loads_json
+from api_plugin.store.kept import MAX_KEPT_ANSWER_BYTES
 from api_plugin.store.tables import Tables
+from api_plugin.web.rendering import Rendered
 
 #: The run's columns selected beside a task instance, when the database has them.
 _RUN_COLUMNS = ("queued_at", "external_trigger", "run_type")
@@ -25,21 +27,31 @@ def task_not_found(dag_id: str, task_id: str) -> NotFound:
 
 
 def get_task(store: Store, dag_id: str, task_id: str) -> dict[str, str]:
-    """The task's public attributes, each rendered as ``str()`` renders it."""
+    """The task's public attributes, each rendered as ``str()`` renders it.
+
+    The answer depends on the DAG's definition alone, so it is made (and its JSON
+    encoded) once per task and kept with the parsed definition (``DagSpec.derived``),
+    which goes when the DAG's hash changes: a request then costs the one query that
+    checks the hash, not the rendering of some sixty attributes."""
     spec = require_dag_spec(store, dag_id)
-    task = spec.tasks.get(task_id)
-    if task is None:
-        raise task_not_found(dag_id, task_id)
-    return {key: py_str(value)
-            for key, value in store.flavor.task_attributes(spec, task).items()}
+    key = ("task answer", task_id)
+    answer: Rendered | None = spec.derived.get(key)
+    if answer is None:
+        task = spec.tasks.get(task_id)
+        if task is None:
+            raise task_not_found(dag_id, task_id)
+        answer = spec.derived[key] = Rendered(
+            {name: py_str(value)
+             for name, value in store.flavor.task_attributes(spec, task).items()})
+    return answer
 
 
 def get_task_instance(
     store: Store, dag_id: str, execution_date: Any, task_id: str
 ) -> dict[str, str]:
-    """The instance's columns as strings; the run and the instance found in one query."""
+    """The instance's columns as strings; the run and the instance found in one query.
+    An instance polled again unchanged is answered as made the last time (``kept.py``)."""
     when = parse_datetime(execution_date) if isinstance(execution_date, str) else execution_date
-    ti = store.tables.task_instance
     head = store.prepared(_task_instance_query).first(
         dag_id=dag_id, when=when, task_id=task_id)
     if head is None:
@@ -51,10 +63,24 @@ def get_task_instance(
         raise task_not_found(dag_id, task_id)
     if head.run_pk is None:
         raise run_not_found(store, dag_id, when)
-    mapping = head._asdict()
-    if mapping["ti__task_id"] is None:
+    if head.ti__task_id is None:
         raise NotFound(f"Task {task_id} instance for date {shown_date(store, when)} not found")
-    columns = {c.name: _decoded(c, mapping[f"ti__{c.name}"]) for c in ti.c}
+    key = ("task instance", dag_id, when, task_id)
+    kept: Rendered | None = store.answers.get(key, head)
+    if kept is not None:  # the same row as last time: the same answer
+        return kept
+    answer = Rendered(_answer_of(store, head))
+    if len(answer.encoded) <= MAX_KEPT_ANSWER_BYTES:
+        store.answers.put(key, head, answer)
+    return answer
+
+
+def _answer_of(store: Store, head: Any) -> dict[str, str]:
+    """The instance's answer from ``_task_instance_query``'s row, and from it alone
+    (which is why it may be kept with that row: ``store/kept.py``)."""
+    mapping = head._asdict()
+    columns = {c.name: _decoded(c, mapping[f"ti__{c.name}"])
+               for c in store.tables.task_instance.c}
     columns["executor_config"] = _executor_config(columns.get("executor_config"))
     run = {"dag_id": mapping["model_dag_id"], "date": mapping["run_date"],
            "run_id": mapping["run_run_id"], "state": mapping["run_state"],

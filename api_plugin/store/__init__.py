@@ -53,6 +53,7 @@ from api_plugin.store.deferred import settle_pending
 from api_plugin.store.driver import driver_cursor, driver_transaction
 from api_plugin.store.engine import make_engine, make_read_engine
 from api_plugin.store.flavor import inspect_schema
+from api_plugin.store.kept import KeptAnswers
 from api_plugin.store.locking import hold, writer_lock_for
 from api_plugin.store.prepared import Prepared, PreparedInsert
 from api_plugin.store.run_writes import (
@@ -120,6 +121,8 @@ class Store:
         self._inserts_lock = threading.Lock()
         #: Results kept while ``change_marker()`` is unchanged (see there).
         self.cache: dict[Any, tuple[int | str, Any]] = {}
+        #: Answers kept with the row each was made from (``kept.py``).
+        self.answers = KeptAnswers()
         self._monitor: tuple[int, sqlite3.Connection] | None = None
         self._monitor_lock = threading.Lock()
         self._dags_lock = threading.Lock()
