@@ -17,8 +17,10 @@ the api-server does):
 
 The database's 100 runs (one with task instances) are triggered through the v2 API first.
 Equivalent operations: trigger a run, list runs (100), one run's state, one task
-instance, the pools, one pool, one task, and the DAG (its paused flag). latest_runs and
-``/test`` have no v2 counterpart.
+instance, the pools, one pool, one task, and the DAG (its paused flag); and "no work"
+(``/api/v2/version``, the plugin's ``/test``), which says what a request costs each
+server before any endpoint's work, and so bounds what the hosted plugin can answer on
+any operation. latest_runs has no v2 counterpart.
 
 All servers are up at once, and each operation is measured on every server in turn
 before the next operation, so each ratio compares the same half minute; ``--rounds``
@@ -53,6 +55,8 @@ RUN_DATE = "2025-01-01T00:00:00+00:00"
 RUN_ID = "bench_run"
 WORKERS = 2
 
+#: The operation that does no work (see OPERATIONS).
+NO_WORK = "no work"
 #: operation -> (v2 path, experimental path); None: the trigger (a wrk script).
 DATE = RUN_DATE.replace("+", "%2B")
 OPERATIONS = {
@@ -68,6 +72,10 @@ OPERATIONS = {
     "task": (f"/api/v2/dags/{DAG_ID}/tasks/{TASK_ID}",
              f"/api/experimental/dags/{DAG_ID}/tasks/{TASK_ID}"),
     "paused": (f"/api/v2/dags/{DAG_ID}", f"/api/experimental/dags/{DAG_ID}/paused"),
+    # No work at all: what answering a request costs each server before any endpoint's
+    # work. The hosted plugin's rate here bounds its rate on every operation, whatever
+    # it does, since the api-server's own layers (uvicorn, its middleware) run first.
+    NO_WORK: ("/api/v2/version", "/api/experimental/test"),
 }
 #: Servers in the order they are measured (each has its own dates for its triggers):
 #: Airflow's v2 API (and the plugin hosted in the same api-server), the plugin on its own
@@ -184,6 +192,12 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, list[Result]]]
     if pooled:
         print("'x v2': the plugin's rate over the v2 API's direct; 'pgb x v2 pgb': the plugin "
               "through PgBouncer over the v2 API through the same PgBouncer")
+    if "hosted" in results:
+        floor = rps("hosted", NO_WORK)
+        print(f"hosted, at most: the api-server answers the hosted plugin's {NO_WORK!r} "
+              f"({floor:.0f} r/s) before any endpoint's work, which bounds 'x v2' hosted at "
+              + ", ".join(f"{name} {floor / rps('v2', name):.1f}"
+                          for name in OPERATIONS if name != NO_WORK))
     if args.rounds > 1:
         for side in V2_SIDES:
             if side in results:

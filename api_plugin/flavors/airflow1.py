@@ -17,14 +17,7 @@ from api_plugin.dates import to_utc
 from api_plugin.errors import Conflict
 from api_plugin.flavors.airflow2 import pre3_dag_fields, store_one_version
 from api_plugin.flavors.attributes import COMMON_DEFAULTS, base_attributes
-from api_plugin.flavors.base import (
-    DagRecord,
-    Flavor,
-    RunLink,
-    TriggerInput,
-    form_date,
-    quoted,
-)
+from api_plugin.flavors.base import DagRecord, Flavor, RunLink, TriggerInput, form_date, quoted
 from api_plugin.store.safe_pickle import dumps_conf
 from api_plugin.store.serialized import DagSpec, TaskSpec
 from api_plugin.store.tables import AIRFLOW1, Tables, build_tables

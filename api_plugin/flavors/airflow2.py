@@ -11,14 +11,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from api_plugin.flavors.attributes import AIRFLOW2_DEFAULTS, airflow2_finish, base_attributes
-from api_plugin.flavors.base import (
-    DagRecord,
-    Flavor,
-    RunLink,
-    TriggerInput,
-    form_date,
-    quoted,
-)
+from api_plugin.flavors.base import DagRecord, Flavor, RunLink, TriggerInput, form_date, quoted
 from api_plugin.flavors.intervals import manual_data_interval
 from api_plugin.run_ids import AIRFLOW2_GENERATED_PATTERN
 from api_plugin.store.keys import fileloc_hash
