@@ -42,11 +42,11 @@ def test_only_good_matches_of_short_paths_are_kept(app: ApiApp) -> None:
     long_name = "p" * app_module.ROUTE_KEPT_MAX_CHARS
     answer = client.get(f"/pools/{long_name}")
     assert answer.status_code == 404 and long_name in answer.get_json()["error"]
-    assert app._matched == {}
+    assert list(app._matched) == []
 
 
 def test_kept_matches_are_bounded(app: ApiApp, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_module, "ROUTES_KEPT", 2)
+    monkeypatch.setattr(app._matched, "size", 2)
     client = Client(app)
     for name in ("first", "second", "third", "first"):
         assert client.get(f"/pools/{name}").status_code == 404

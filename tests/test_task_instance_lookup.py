@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from api_plugin.services import tasks
-from api_plugin.store import Store
+from api_plugin.store import Store, kept
 from api_plugin.store.kept import KeptAnswers
 from conftest import ApiHarness
 
@@ -133,7 +133,7 @@ def test_kept_instance_answers_are_bounded(api: ApiHarness,
     assert len(api.store.answers) == 2 and len(made) == 3
     assert api.get(paths[2]).get_json() == answers[2] and len(made) == 3  # kept
     assert api.get(paths[0]).get_json() == answers[0] and len(made) == 4  # aged out
-    monkeypatch.setattr(tasks, "MAX_KEPT_ANSWER_BYTES", 100)
+    monkeypatch.setattr(kept, "MAX_KEPT_ANSWER_BYTES", 100)
     monkeypatch.setattr(api.store, "answers", KeptAnswers(size=2))
     for _ in range(2):
         assert api.get(paths[1]).get_json() == answers[1]

@@ -14,7 +14,6 @@ from api_plugin.services.common import dag_not_in_model, py_str, require_dag_spe
 from api_plugin.services.runs import run_not_found
 from api_plugin.store import Store
 from api_plugin.store.decode_budget import loads_json
-from api_plugin.store.kept import MAX_KEPT_ANSWER_BYTES
 from api_plugin.store.tables import Tables
 from api_plugin.web.rendering import Rendered
 
@@ -70,8 +69,7 @@ def get_task_instance(
     if kept is not None:  # the same row as last time: the same answer
         return kept
     answer = Rendered(_answer_of(store, head))
-    if len(answer.encoded) <= MAX_KEPT_ANSWER_BYTES:
-        store.answers.put(key, head, answer)
+    store.answers.put(key, head, answer, len(answer.encoded))
     return answer
 
 

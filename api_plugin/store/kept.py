@@ -9,10 +9,10 @@ answer; nothing can be served stale, since the row is always read first.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
+
+from api_plugin.bounded import BoundedMap
 
 #: How many answers a store keeps; the oldest made goes first.
 MAX_KEPT_ANSWERS = 512
@@ -22,15 +22,11 @@ MAX_KEPT_ANSWER_BYTES = 16 * 1024
 
 
 class KeptAnswers:
-    """A bounded map ``key -> (row, answer)``: ``get`` gives the answer only for an
-    equal row. Reads take no lock (a dict lookup is atomic); a hit does not move its
-    entry, so the order is that of making, and a hot entry is made again once it has
-    aged out: cheap, and the bound holds."""
+    """``key -> (row, answer)``, bounded (``BoundedMap``): ``get`` gives the answer
+    only for an equal row."""
 
     def __init__(self, size: int = MAX_KEPT_ANSWERS) -> None:
-        self.size = size
-        self._entries: OrderedDict[Hashable, tuple[Any, Any]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries: BoundedMap[tuple[Any, Any]] = BoundedMap(size)
 
     def get(self, key: Hashable, row: Any) -> Any | None:
         entry = self._entries.get(key)
@@ -38,12 +34,11 @@ class KeptAnswers:
             return None
         return entry[1]
 
-    def put(self, key: Hashable, row: Any, answer: Any) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-            self._entries[key] = (row, answer)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+    def put(self, key: Hashable, row: Any, answer: Any, length: int) -> None:
+        """Keep ``answer``, made from ``row``, unless its encoding (``length`` bytes)
+        is over ``MAX_KEPT_ANSWER_BYTES``."""
+        if length <= MAX_KEPT_ANSWER_BYTES:
+            self._entries.put(key, (row, answer))
 
     def __len__(self) -> int:
         return len(self._entries)

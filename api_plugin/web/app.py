@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 
 from api_plugin.auth.base import Environ, StartResponse
+from api_plugin.bounded import BoundedMap
 from api_plugin.errors import (
     JSON_TYPE,
     ApiError,
@@ -61,8 +61,7 @@ class ApiApp:
         # this API never makes).
         self._routes = self.url_map.bind("localhost")
         #: Matches made, by (path, method): see ``_route``.
-        self._matched: dict[tuple[str, str], tuple[View, dict[str, Any]]] = {}
-        self._matched_lock = threading.Lock()
+        self._matched: BoundedMap[tuple[View, dict[str, Any]]] = BoundedMap(ROUTES_KEPT)
 
     @classmethod
     def from_config(cls, config: Config, store: Store) -> ApiApp:
@@ -130,10 +129,7 @@ class ApiApp:
         check_route_arguments(args)
         route = (view, dict(args))
         if len(path) <= ROUTE_KEPT_MAX_CHARS:
-            with self._matched_lock:
-                while len(self._matched) >= ROUTES_KEPT:
-                    self._matched.pop(next(iter(self._matched)))
-                self._matched[key] = route
+            self._matched.put(key, route)
         return route
 
     @staticmethod
