@@ -36,6 +36,11 @@ class BoundedMap(Generic[V]):
                 self._entries.pop(next(iter(self._entries)))
             self._entries[key] = value
 
+    def pop(self, key: Hashable) -> None:
+        """Forget ``key``'s entry, if there is one."""
+        with self._lock:
+            self._entries.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._entries)
 

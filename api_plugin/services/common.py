@@ -5,12 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.sql import Select
-
 from api_plugin.errors import NotFound
 from api_plugin.store import DagSpec, Store
-from api_plugin.store.tables import Tables
+from api_plugin.store.dag_head import dag_head_query, signed_dag_head_query
 
 
 def dag_not_in_model(dag_id: str) -> NotFound:
@@ -22,34 +19,21 @@ def require_dag_spec(store: Store, dag_id: str) -> DagSpec:
     return require_dag(store, dag_id)[0]
 
 
-def require_dag(store: Store, dag_id: str) -> tuple[DagSpec, Any]:
-    """The DAG's serialized definition and its ``dag`` row's state, or the 404s.
+def require_dag(store: Store, dag_id: str, *, signed: bool = False) -> tuple[DagSpec, Any]:
+    """The DAG's serialized definition and its head (``store/dag_head.py``: the ``dag``
+    row's state, with its signature when ``signed``), or the 404s.
 
     One prepared query checks the DAG table and the serialized row's hash together; the
     parsed definition then comes from the per-process cache while that hash is unchanged.
     """
-    row = store.prepared(_dag_head_query).first(dag_id=dag_id)
+    row = store.prepared(signed_dag_head_query if signed else dag_head_query).first(
+        dag_id=dag_id)
     if row is None:
         raise dag_not_in_model(dag_id)
     spec = store.dag_spec_by_hash(dag_id, row.dag_hash) if row.sd_dag_id is not None else None
     if spec is None:
         raise NotFound(f"Dag id {dag_id} not found")
     return spec, row
-
-
-#: ``dag`` columns a flavor may need for a trigger (those the database has).
-_DAG_STATE_COLUMNS = ("is_stale", "has_import_errors", "allowed_run_types", "bundle_version")
-
-
-def _dag_head_query(t: Tables) -> Select[Any]:
-    dag, sd = t.dag, t.serialized_dag
-    state = [dag.c[name] for name in _DAG_STATE_COLUMNS if name in dag.c]
-    return (
-        select(dag.c.dag_id, *state, sd.c.dag_hash, sd.c.dag_id.label("sd_dag_id"))
-        .select_from(dag.outerjoin(sd, t.serialized_of(dag.c.dag_id)))
-        .where(dag.c.dag_id == bindparam("dag_id"))
-        .limit(1)
-    )
 
 
 def shown_date(store: Store, when: datetime) -> str:

@@ -110,25 +110,62 @@ def trigger_dag_run(store: Store, request: TriggerRequest, user: str | None = No
     if request.replace_microseconds:
         when = when.replace(microsecond=0)
     run_id = request.run_id or f"manual__{when.isoformat()}"
-    # Everything that needs no lock is done before the write transaction, which then
-    # only checks for a duplicate and inserts: writers queue for as short as possible.
-    flavor, t = store.flavor, store.tables
-    spec, dag = require_dag(store, request.dag_id)
-    dag_state = dag._asdict()
-    flavor.check_triggerable(dag_state)
-    _check_start_date(spec, when)
     asked = TriggerInput(dag_id=request.dag_id, run_id=run_id, when=when, conf=request.conf,
                          now=now, user=user, defaulted=defaulted,
                          run_id_given=request.run_id is not None)
+    kept = store.heads.get(request.dag_id)
+    if kept is not None:
+        answer = _write_from_kept_head(store, asked, kept)
+        if answer is not None:
+            return answer
+    # Everything that needs no lock is done before the write transaction, which then
+    # only checks for a duplicate and inserts: writers queue for as short as possible.
+    signed = store.is_postgresql
+    spec, head = require_dag(store, request.dag_id, signed=signed)
+    store.flavor.check_triggerable(head._asdict())
+    _check_start_date(spec, when)
+    if signed:
+        store.heads.put(request.dag_id, head)
+    answer = _write(store, asked, spec, head, checks_head=False)
+    assert answer is not None, "a write that checks no head has an answer"
+    return answer
+
+
+def _write_from_kept_head(store: Store, asked: TriggerInput, head: Any
+                          ) -> dict[str, str] | None:
+    """The trigger written from the DAG's kept head (``Store.heads``), in the one
+    statement that also checks the head is still the DAG's; None when it could not be
+    (the head changed, or its definition is no longer kept, or it would refuse this
+    trigger's date: the fresh head has the last word), and nothing was written."""
+    spec = store.dag_spec_by_hash(asked.dag_id, head.dag_hash)
+    if spec is None or _start_date_error(spec, asked.when) is not None:
+        return None
+    answer = _write(store, asked, spec, head, checks_head=True)
+    if answer is None:
+        store.heads.pop(asked.dag_id)
+    return answer
+
+
+def _write(store: Store, asked: TriggerInput, spec: DagSpec, head: Any, *,
+           checks_head: bool) -> dict[str, str] | None:
+    """Build the rows from ``spec`` and the DAG's ``head`` and write them: the answer,
+    the flavor's clash error, or (``checks_head``) None when the head changed."""
+    flavor, t = store.flavor, store.tables
+    dag_state = head._asdict()
     run_row = _known(flavor.run_row(spec, asked, dag_state), t.dag_run.c)
     ti_rows = [_known(row, t.task_instance.c) for row in flavor.task_instance_rows(spec, asked)]
     audit, log_table = flavor.audit_row(asked), t.log
     audit_row = _known(audit, log_table.c) if audit and log_table is not None else None
-    if not store.insert_run(run_row, ti_rows, audit_row,
-                            dag_id=request.dag_id, run_id=run_id, when=when):
-        raise flavor.duplicate_error(request.dag_id, run_id, when)
+    written = store.insert_run(
+        run_row, ti_rows, audit_row, dag_id=asked.dag_id, run_id=asked.run_id,
+        when=asked.when, head_signature=head.head_signature if checks_head else None)
+    if written is None:
+        return None
+    if not written:
+        raise flavor.duplicate_error(asked.dag_id, asked.run_id, asked.when)
     message = flavor.created_message(asked, run_row)
-    return {"message": message, "execution_date": when.isoformat(), "run_id": run_id}
+    return {"message": message, "execution_date": asked.when.isoformat(),
+            "run_id": asked.run_id}
 
 
 def _known(row: dict[str, Any], columns: Any) -> dict[str, Any]:
@@ -137,12 +174,20 @@ def _known(row: dict[str, Any], columns: Any) -> dict[str, Any]:
 
 
 def _check_start_date(spec: DagSpec, when: datetime) -> None:
+    error = _start_date_error(spec, when)
+    if error is not None:
+        raise error
+
+
+def _start_date_error(spec: DagSpec, when: datetime) -> BadRequest | None:
+    """The 400 of a date before the DAG's ``default_args`` start date, if it is."""
     start = spec.default_args.get("start_date")
     if isinstance(start, datetime) and to_utc(when) < start:
-        raise BadRequest(
+        return BadRequest(
             f"The execution_date [{when.isoformat()}] should be >= start_date "
             f"[{start.isoformat()}] from DAG's default_args"
         )
+    return None
 
 
 __all__ = ["TriggerRequest", "bad_date_error", "parse_trigger", "trigger_dag_run"]

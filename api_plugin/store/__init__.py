@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql import Select
 
+from api_plugin.bounded import BoundedMap
 from api_plugin.errors import ApiError
 from api_plugin.store.boundary import (
     BOUNDARY,
@@ -49,6 +50,7 @@ from api_plugin.store.boundary import (
     DatabaseUnavailable,
 )
 from api_plugin.store.checkpoint import Checkpointer
+from api_plugin.store.dag_head import HEAD_DAG_ID, HEAD_SIGNATURE, unchanged_head_query
 from api_plugin.store.deferred import settle_pending
 from api_plugin.store.driver import driver_cursor, driver_transaction
 from api_plugin.store.engine import make_engine, make_read_engine
@@ -123,6 +125,9 @@ class Store:
         self.cache: dict[Any, tuple[int | str, Any]] = {}
         #: Answers kept with the row each was made from (``kept.py``).
         self.answers = KeptAnswers()
+        #: On PostgreSQL, the head (``dag_head.py``) each DAG's last trigger saw, by
+        #: dag_id: the next trigger's write checks it instead of reading it first.
+        self.heads: BoundedMap[Any] = BoundedMap(MAX_PARSED_DAGS)
         self._monitor: tuple[int, sqlite3.Connection] | None = None
         self._monitor_lock = threading.Lock()
         self._dags_lock = threading.Lock()
@@ -260,10 +265,14 @@ class Store:
 
     def insert_run(self, run_row: dict[str, Any], task_instance_rows: list[dict[str, Any]],
                    audit_row: dict[str, Any] | None, *, dag_id: str, run_id: str,
-                   when: Any) -> bool:
+                   when: Any, head_signature: str | None = None) -> bool | None:
         """Write a triggered run, its task instances and its audit row in one transaction;
         False (and nothing written) when the DAG already has a run with that ``run_id``
         or at that date.
+
+        With ``head_signature`` (PostgreSQL only: rows built from a head kept in
+        ``heads``), the write happens only while the DAG's head has that signature
+        (``dag_head.py``): None, and nothing written, when it does not.
 
         The run's INSERT looks for a clashing run itself and writes nothing when there
         is one (no sequence id spent: runs get the ids Airflow would give them); the
@@ -285,7 +294,8 @@ class Store:
             try:
                 try:
                     return self._write_run(run_row, task_instance_rows, audit_row,
-                                           dag_id=dag_id, run_id=run_id, when=when)
+                                           dag_id=dag_id, run_id=run_id, when=when,
+                                           head_signature=head_signature)
                 except DBAPIError as exc:
                     if not exc.connection_invalidated:
                         raise
@@ -294,7 +304,8 @@ class Store:
                     if written is not None:
                         return written
                     return self._write_run(run_row, task_instance_rows, audit_row,
-                                           dag_id=dag_id, run_id=run_id, when=when)
+                                           dag_id=dag_id, run_id=run_id, when=when,
+                                           head_signature=head_signature)
             except IntegrityError:
                 if self.prepared(run_clash_query).first(
                         dag_id=dag_id, run_id=run_id, when=when) is not None:
@@ -323,17 +334,21 @@ class Store:
 
     def _write_run(self, run_row: dict[str, Any], task_instance_rows: list[dict[str, Any]],
                    audit_row: dict[str, Any] | None, *, dag_id: str, run_id: str,
-                   when: Any) -> bool:
+                   when: Any, head_signature: str | None = None) -> bool | None:
         """One attempt at ``insert_run``'s transaction."""
         clash = {CLASH_DAG_ID: dag_id, CLASH_RUN_ID: run_id, CLASH_WHEN: when}
         if self.engine.dialect.name == "postgresql":
+            head = None if head_signature is None else {
+                HEAD_DAG_ID: dag_id, HEAD_SIGNATURE: head_signature}
             whole = self._whole_trigger(
                 tuple(run_row), tuple(task_instance_rows[0]) if task_instance_rows else (),
-                tuple(audit_row) if audit_row else ())
-            values = whole.values(run_row, clash, task_instance_rows, audit_row)
+                tuple(audit_row) if audit_row else (), head is not None)
+            values = whole.values(run_row, clash, task_instance_rows, audit_row, head)
             with self._write_section(), driver_cursor(self.read_engine, whole.sql) as cursor:
                 cursor.execute(whole.sql, values)
-                return bool(cursor.fetchone()[0])
+                written, head_unchanged = cursor.fetchone()
+                return bool(written) if head_unchanged else None
+        assert head_signature is None, "heads are kept on PostgreSQL only"
         run = self._insert("run", tuple(run_row))
         batches = [(self._insert("task_instances", tuple(rows[0]), len(rows)), flat_rows(rows))
                    for rows in task_instance_batches(task_instance_rows)]
@@ -363,11 +378,13 @@ class Store:
             keys if kind == "log" else ()))
 
     def _whole_trigger(self, run_keys: tuple[str, ...], ti_keys: tuple[str, ...],
-                       audit_keys: tuple[str, ...]) -> WholeTrigger:
-        """PostgreSQL's one-statement write for rows with these keys, built once."""
-        return self._compiled(("whole", run_keys, ti_keys, audit_keys), lambda: WholeTrigger(
-            self.read_engine, self.tables, self.has_log_template, run_keys, ti_keys,
-            audit_keys))
+                       audit_keys: tuple[str, ...], checks_head: bool) -> WholeTrigger:
+        """PostgreSQL's one-statement write for rows with these keys (checking the DAG's
+        head or not), built once."""
+        return self._compiled(
+            ("whole", run_keys, ti_keys, audit_keys, checks_head), lambda: WholeTrigger(
+                self.read_engine, self.tables, self.has_log_template, run_keys, ti_keys,
+                audit_keys, unchanged_head_query(self.tables) if checks_head else None))
 
     def _compiled(self, key: tuple[Any, ...], build: Callable[[], _Statement]) -> _Statement:
         """The trigger's statement under ``key``, built once; the most recently used

@@ -45,6 +45,9 @@ AUDIT_PREFIX = "audit__"
 WRITTEN_RUN = "written_run"
 #: The condition of ``WholeTrigger``'s other parts: the run was written.
 RUN_WAS_WRITTEN = f"EXISTS (SELECT FROM {WRITTEN_RUN})"
+#: ``WholeTrigger``'s name for the DAG's head, when the write checks it (one row when
+#: the head is the one the rows were built from).
+UNCHANGED_HEAD = "unchanged_head"
 
 #: At most this many bound values in one statement: below SQLite's limit (32,766 since
 #: 3.32) and PostgreSQL's protocol limit (65,535); a larger DAG's task instances are
@@ -63,7 +66,8 @@ def run_clash_query(t: Tables) -> Select[Any]:
     )
 
 
-def run_insert(t: Tables, has_log_template: bool, keys: tuple[str, ...]) -> Insert:
+def run_insert(t: Tables, has_log_template: bool, keys: tuple[str, ...],
+               condition: ColumnElement[bool] | None = None) -> Insert:
     """The dag_run INSERT of a row with ``keys``, written only when the DAG has no run
     with its ``run_id`` or at its date (``INSERT ... SELECT ... WHERE NOT EXISTS``: the
     row count says which, in the same round trip).
@@ -73,7 +77,8 @@ def run_insert(t: Tables, has_log_template: bool, keys: tuple[str, ...]) -> Inse
     give them. Two such INSERTs racing for one date both find nothing; the unique
     constraint then decides (the caller turns the loser's error into the clash).
     Where the table has ``log_template_id`` and the database a ``log_template`` table,
-    the newest template's id is filled in by the same statement.
+    the newest template's id is filled in by the same statement. ``condition``, when
+    given, must hold too (``WholeTrigger``'s check of the DAG's head).
     """
     dr = t.dag_run
     names = list(keys)
@@ -86,7 +91,8 @@ def run_insert(t: Tables, has_log_template: bool, keys: tuple[str, ...]) -> Inse
         dr.c.dag_id == _typed(dr, "dag_id", CLASH_DAG_ID),
         or_(dr.c.run_id == _typed(dr, "run_id", CLASH_RUN_ID),
             t.run_date == bindparam(CLASH_WHEN, type_=t.run_date.type)))
-    return insert(dr).from_select(names, select(*values).where(~exists(clash)),
+    where = [~exists(clash)] if condition is None else [~exists(clash), condition]
+    return insert(dr).from_select(names, select(*values).where(*where),
                                   include_defaults=False)
 
 
@@ -151,12 +157,13 @@ class ColumnarInsert:
 class WholeTrigger:
     """The trigger's write on PostgreSQL as one statement:
 
-        WITH written_run AS (INSERT INTO dag_run ... WHERE NOT EXISTS (a clash)
-                             RETURNING 1),
+        WITH [unchanged_head AS (SELECT 1 FROM dag ... WHERE <the head's signature>),]
+             written_run AS (INSERT INTO dag_run ... WHERE NOT EXISTS (a clash)
+                             [AND EXISTS (SELECT FROM unchanged_head)] RETURNING 1),
              tis AS (INSERT INTO task_instance ... SELECT * FROM unnest(...)
                      WHERE EXISTS (SELECT FROM written_run)),
              audit AS (INSERT INTO log ... SELECT ... WHERE EXISTS (...))
-        SELECT count(*) FROM written_run
+        SELECT (SELECT count(*) FROM written_run), <1, or the head's row count>
 
     Sent on an autocommit connection, it is its own transaction: one round trip with
     either driver, where BEGIN, three INSERTs and COMMIT took two (psycopg 3's
@@ -168,17 +175,35 @@ class WholeTrigger:
     date both find no clash, and the unique constraint decides, as with the separate
     statements.
 
+    With ``head`` (``dag_head.unchanged_head_query``), rows built from a kept head of the
+    DAG are written only while the DAG's head is still that one (``dag_head.py``); the
+    second count is then 0 when it is not, and nothing was written.
+
     The run's and the audit row's parameters are processed as ``PreparedInsert``'s, the
     task instances' as ``ColumnarInsert``'s; the text is built once per set of keys.
     """
 
     def __init__(self, engine: Any, t: Tables, has_log_template: bool,
                  run_keys: tuple[str, ...], ti_keys: tuple[str, ...],
-                 audit_keys: tuple[str, ...]) -> None:
+                 audit_keys: tuple[str, ...], head: Select[Any] | None = None) -> None:
         assert not engine.dialect.positional, "PostgreSQL's drivers take named parameters"
-        self.run = PreparedInsert(engine, run_insert(t, has_log_template, run_keys)
+        condition: ColumnElement[bool] | None = None if head is None else literal_column(
+            f"EXISTS (SELECT FROM {UNCHANGED_HEAD})")
+        self.run = PreparedInsert(engine, run_insert(t, has_log_template, run_keys, condition)
                                   .returning(literal_column("1")), ())
         parts = [f"{WRITTEN_RUN} AS ({self.run.sql})"]
+        head_count = "1"
+        #: The head query's own fixed values (3.x's newest-version subquery's LIMIT).
+        self.head_values: dict[str, Any] = {}
+        if head is not None:
+            compiled = head.compile(dialect=engine.dialect)
+            assert all(bind.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
+                       is None for bind in compiled.binds.values()), "plain parameters only"
+            self.head_values = {name: bind.value for name, bind in compiled.binds.items()
+                                if bind.value is not None and not bind.required}
+            assert not any(f"%({name})s" in self.run.sql for name in self.head_values)
+            parts.insert(0, f"{UNCHANGED_HEAD} AS ({compiled.string})")
+            head_count = f"(SELECT count(*) FROM {UNCHANGED_HEAD})"
         self.tis = ColumnarInsert(engine.dialect, t, ti_keys) if ti_keys else None
         if self.tis is not None:
             parts.append(f"tis AS ({self.tis.sql} WHERE {RUN_WAS_WRITTEN})")
@@ -191,13 +216,18 @@ class WholeTrigger:
                 list(audit_keys), select(*values).where(literal_column(RUN_WAS_WRITTEN)),
                 include_defaults=False), ())
             parts.append(f"audit AS ({self.audit.sql})")
-        self.sql = f"WITH {', '.join(parts)} SELECT count(*) FROM {WRITTEN_RUN}"
+        self.sql = (f"WITH {', '.join(parts)} "
+                    f"SELECT (SELECT count(*) FROM {WRITTEN_RUN}), {head_count}")
 
     def values(self, run_row: dict[str, Any], clash: dict[str, Any],
-               ti_rows: list[dict[str, Any]], audit_row: dict[str, Any] | None
-               ) -> dict[str, Any]:
-        """The statement's parameters for these rows."""
+               ti_rows: list[dict[str, Any]], audit_row: dict[str, Any] | None,
+               head: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The statement's parameters for these rows (and the head's, when it checks
+        one)."""
         values: dict[str, Any] = self.run.parameters({**run_row, **clash})
+        if head is not None:
+            values.update(self.head_values)
+            values.update(head)
         if self.tis is not None:
             values.update(self.tis.values(ti_rows))
         if self.audit is not None and audit_row is not None:
