@@ -452,3 +452,29 @@ def test_task_instance_templates_are_made_once_per_dag_version(
     per_run = {"airflow1": {"execution_date"}, "airflow2": {"run_id", "updated_at"},
                "airflow3": {"run_id", "updated_at", "id"}}[api.flavor]
     assert differ == per_run & set(first)
+
+
+def test_a_columns_array_text_is_reused_only_for_the_same_values() -> None:
+    """``ColumnarInsert`` keeps each column's last values with their text: equal values
+    (the columns that follow from the DAG's definition) get the kept text, any change
+    its own, whichever column it is in and in whichever order calls come."""
+    from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
+
+    from api_plugin.flavors import flavor_named
+
+    statement = run_writes.ColumnarInsert(pg_psycopg.dialect(),
+                                          flavor_named(AIRFLOW2).build_tables(),
+                                          ("task_id", "try_number", "run_id"))
+
+    def rows(tasks: list[str], run_id: str) -> list[dict[str, Any]]:
+        return [{"task_id": task, "try_number": 0, "run_id": run_id} for task in tasks]
+
+    first = statement.values(rows(["a", "b"], "r1"))
+    assert first == {"c0": '{"a","b"}', "c1": "{0,0}", "c2": '{"r1","r1"}'}
+    second = statement.values(rows(["a", "b"], "r2"))
+    assert second == {"c0": '{"a","b"}', "c1": "{0,0}", "c2": '{"r2","r2"}'}
+    assert second["c0"] is first["c0"]  # kept, not written again
+    assert statement.values(rows(["a", "c"], "r2"))["c0"] == '{"a","c"}'
+    assert statement.values(rows(["a"], "r2")) == {"c0": '{"a"}', "c1": "{0}",
+                                                   "c2": '{"r2"}'}
+    assert statement.values(rows(["a", "b"], "r1")) == first

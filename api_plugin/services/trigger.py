@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from api_plugin.dates import bad_date_error, parse_datetime, to_utc, utcnow
@@ -152,10 +153,10 @@ def _write(store: Store, asked: TriggerInput, spec: DagSpec, head: Any, *,
     the flavor's clash error, or (``checks_head``) None when the head changed."""
     flavor, t = store.flavor, store.tables
     dag_state = head._asdict()
-    run_row = _known(flavor.run_row(spec, asked, dag_state), t.dag_run.c)
-    ti_rows = [_known(row, t.task_instance.c) for row in flavor.task_instance_rows(spec, asked)]
+    run_row = _known(flavor.run_row(spec, asked, dag_state), t.dag_run)
+    ti_rows = [_known(row, t.task_instance) for row in flavor.task_instance_rows(spec, asked)]
     audit, log_table = flavor.audit_row(asked), t.log
-    audit_row = _known(audit, log_table.c) if audit and log_table is not None else None
+    audit_row = _known(audit, log_table) if audit and log_table is not None else None
     written = store.insert_run(
         run_row, ti_rows, audit_row, dag_id=asked.dag_id, run_id=asked.run_id,
         when=asked.when, head_signature=head.head_signature if checks_head else None)
@@ -168,9 +169,16 @@ def _write(store: Store, asked: TriggerInput, spec: DagSpec, head: Any, *,
             "run_id": asked.run_id}
 
 
-def _known(row: dict[str, Any], columns: Any) -> dict[str, Any]:
-    """The row's values for the columns this database has."""
-    return {k: v for k, v in row.items() if k in columns}
+def _known(row: dict[str, Any], table: Any) -> dict[str, Any]:
+    """The row's values for the columns ``table`` has in this database."""
+    names = _column_names(table)
+    return {k: v for k, v in row.items() if k in names}
+
+
+@lru_cache(maxsize=64)
+def _column_names(table: Any) -> frozenset[str]:
+    """``table``'s column names, as a set (a column collection's lookup costs more)."""
+    return frozenset(table.c.keys())
 
 
 def _check_start_date(spec: DagSpec, when: datetime) -> None:

@@ -136,21 +136,36 @@ class ColumnarInsert:
         self.processors = [None if isinstance(column.type, LargeBinary)
                            else column.type.dialect_impl(dialect).bind_processor(dialect)
                            for column in columns]
+        #: Each column's last values and their array text (``values``).
+        self._last: dict[str, tuple[tuple[Any, ...], str]] = {}
 
     @staticmethod
     def _names(count: int) -> list[str]:
         return [f"c{i}" for i in range(count)]
 
     def values(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """The statement's parameters for ``rows``: one array per column."""
+        """The statement's parameters for ``rows``: one array per column.
+
+        Most columns hold the same values run after run (those that follow from the
+        DAG's definition): each column's last values and parameter are kept, and
+        values equal to the last ones reuse its parameter instead of writing it again.
+        """
         values: dict[str, Any] = {}
+        last = self._last
         for name, key, processor in zip(self._names(len(self.keys)), self.keys,
                                         self.processors, strict=True):
-            column = [row[key] for row in rows]
+            raw = tuple(row[key] for row in rows)
+            kept = last.get(name)
+            if kept is not None and kept[0] == raw:
+                values[name] = kept[1]
+                continue
+            column = list(raw)
             if processor is not None:
                 column = [None if value is None else processor(value) for value in column]
             text = array_literal(column)
             values[name] = column if text is None else text
+            if text is not None:
+                last[name] = (raw, text)  # one tuple: a reader sees both or neither
         return values
 
 
