@@ -42,14 +42,18 @@ def test_runs_without_a_date_are_listed_with_null(api: ApiHarness) -> None:
     assert ok(api.get("/dags/example_etl/dag_runs/2025-01-01T00:00:00")) == {"state": "queued"}
 
 
-@airflow3
-@pytest.mark.parametrize("column,value,status,text", [
+#: ``dag`` states Airflow 3 refuses a trigger in: the column, its value, the answer.
+REFUSALS = pytest.mark.parametrize("column,value,status,text", [
     ("is_stale", True, 404, "Dag id example_etl not found in DagModel"),
     ("has_import_errors", True, 400,
      "Dag with dag_id: 'example_etl' has import errors and cannot be triggered"),
     ("allowed_run_types", ["scheduled"], 400,
      "Dag with dag_id: 'example_etl' does not allow manual runs"),
 ])
+
+
+@airflow3
+@REFUSALS
 def test_triggers_airflow3_refuses(api: ApiHarness, column: str, value: Any, status: int,
                                    text: str) -> None:
     t = api.store.tables

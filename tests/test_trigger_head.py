@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select, update
 from api_plugin.cli.dagfiles import load_dags
 from api_plugin.store.tables import AIRFLOW2, AIRFLOW3
 from conftest import ApiHarness
+from tests.test_airflow3 import REFUSALS
 from tests.test_endpoints import error, ok, trigger
 from tests.test_trigger_write import _exchanges, _Traced
 
@@ -90,13 +91,7 @@ def test_a_deleted_dag_is_not_triggered(api: ApiHarness) -> None:
 
 @on_postgresql
 @pytest.mark.parametrize("flavor", [AIRFLOW3])
-@pytest.mark.parametrize("column,value,status,text", [
-    ("is_stale", True, 404, "Dag id example_etl not found in DagModel"),
-    ("has_import_errors", True, 400,
-     "Dag with dag_id: 'example_etl' has import errors and cannot be triggered"),
-    ("allowed_run_types", ["scheduled"], 400,
-     "Dag with dag_id: 'example_etl' does not allow manual runs"),
-])
+@REFUSALS
 def test_a_state_that_refuses_comes_after_a_kept_head(
         api: ApiHarness, column: str, value: Any, status: int, text: str) -> None:
     ok(trigger(api, execution_date="2025-03-01T00:00:00+00:00"))
