@@ -7,10 +7,15 @@ webserver; growth at a million runs; a streamed run list; memory and start-up.
     python bench/pg.py stream --big URL               # a 100,000-run list, streamed
     python bench/pg.py footprint                      # RSS after 10k/100k requests, start-up
     python bench/pg.py --airflow /tmp/af2 ceiling     # the machine's own bounds (below)
+    python bench/pg.py change --baseline DIR --only trigger,dag_runs
+                                                      # before and after a change
 
 ``scale`` and ``stream`` take ``--baseline DIR``: a copy of the code before a change
 (``git archive <commit> | tar -x -C DIR``), served next to this one and measured in the
-same rounds, so that before and after compare the same minute.
+same rounds, so that before and after compare the same minute. ``change`` measures just
+that: the endpoints named in ``--only`` (all by default) of the baseline and of this
+code, each directly and through PgBouncer, in turn within each of ``--rounds`` rounds,
+and prints the medians and the ratio after/before.
 
 ``tables`` serves the plugin direct twice: as configured by default (statements prepared
 on the server, since its connections reach it directly) and with preparing turned off
@@ -541,15 +546,62 @@ def run_mix(port: int, requests: int) -> int:
     return int(out.split(" requests in ")[0].split()[-1])
 
 
+# ---------------------------------------------------------------------- change
+
+def change(args: argparse.Namespace, env: dict[str, str]) -> None:
+    if not args.baseline:
+        raise SystemExit("change needs --baseline DIR: the code before the change")
+    url = seed_postgresql(10, 100)
+    only = set(args.only.split(",")) if args.only else None
+    codes = {"before": Path(args.baseline).resolve(), "after": None}
+    procs: list[Any] = []
+    servers: dict[str, int] = {}
+    rounds: list[dict[str, dict[str, Result]]] = []
+    try:
+        for tag, code in codes.items():
+            for via, target in (("direct", url), ("pgbouncer", pgbouncer_url(url))):
+                proc, servers[f"{tag} {via}"] = plugin(target, env, code=code)
+                procs.append(proc)
+        for number in range(args.rounds):
+            results: dict[str, dict[str, Result]] = {name: {} for name in servers}
+            for endpoint, path, script in endpoints("/api/experimental"):
+                if only is not None and endpoint not in only:
+                    continue
+                for index, (name, port) in enumerate(servers.items()):
+                    results[name][endpoint] = wrk(
+                        f"http://127.0.0.1:{port}{path}", args.seconds, args.connections,
+                        script, trigger_env(RUN_PREFIXES[index], number))
+            rounds.append(results)
+    finally:
+        for proc in procs:
+            stop(proc)
+        drop_database(url)
+    print(f"\n== before ({args.baseline}) and after, 10 DAGs x 100 runs, 2 workers each, "
+          f"{args.connections} connections, medians of {args.rounds} rounds taken in turn")
+    print(f"{'endpoint':<15}{'via':<11}{'before r/s':>11}{'p99':>7}{'after r/s':>10}{'p99':>7}"
+          f"{'after/before':>13}{'non2xx':>8}")
+    for endpoint in rounds[0]["after direct"]:
+        for via in ("direct", "pgbouncer"):
+            before, after = (median_result([each[f"{tag} {via}"][endpoint] for each in rounds])
+                             for tag in ("before", "after"))
+            print(f"{endpoint:<15}{via:<11}{before.rps:>11.0f}{before.p99_ms:>7.2f}"
+                  f"{after.rps:>10.0f}{after.p99_ms:>7.2f}"
+                  f"{after.rps / max(before.rps, 1e-9):>12.2f}x"
+                  f"{before.non_2xx + after.non_2xx:>8}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["tables", "scale", "stream", "footprint",
-                                         "ceiling"])
+                                         "ceiling", "change"])
     parser.add_argument("--airflow",
                         help="virtualenv of apache-airflow 2.10.5 (tables, ceiling)")
     parser.add_argument("--big", help="URL of a seed_pg.py database (scale, stream)")
     parser.add_argument("--baseline", help="a copy of the code before a change, measured "
-                        "in the same rounds (scale, stream)")
+                        "in the same rounds (scale, stream, change)")
+    parser.add_argument("--only", help="change: the endpoints to measure, comma-separated "
+                        "(test, dag_runs, dag_run_state, task, task_instance, paused, "
+                        "latest_runs, pools, pool, trigger)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="tables: rounds whose medians are printed; "
                         "stream: full lists per server")
@@ -567,6 +619,7 @@ def main() -> int:
         "stream": lambda: stream(args, env),
         "footprint": lambda: footprint(args, env),
         "ceiling": lambda: ceiling(args, env, work),
+        "change": lambda: change(args, env),
     }
     try:
         actions[args.what]()

@@ -42,6 +42,7 @@ def test_a_dag_triggered_before_is_triggered_in_one_round_trip(
         api: ApiHarness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The first trigger reads the head, then writes; the next ones only write, and a
     clash is the same one statement."""
+    assert api.store.read_engine.dialect.driver == "psycopg", "the postgres env's default"
     trace = tmp_path / "trace"
     _trace(api, monkeypatch, trace)
     ok(trigger(api, execution_date="2025-03-01T00:00:00+00:00"))
