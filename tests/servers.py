@@ -61,6 +61,10 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 30) 
     raise AssertionError(f"{url} did not answer within {seconds}s")
 
 
+#: How long ``Server.stop`` waits: beyond gunicorn's graceful timeout (30 s).
+STOP_SECONDS = 45
+
+
 @dataclass
 class Server:
     """A server in a child process: its process and port."""
@@ -79,10 +83,21 @@ class Server:
         return self.base + PREFIX
 
     def stop(self) -> None:
-        """Stop it gracefully and wait (idempotent)."""
+        """Stop it gracefully and wait (idempotent).
+
+        gunicorn gives its workers ``graceful_timeout`` (30 s) to go and then kills
+        them; once in CI a worker took all of it (a server stopped just after it
+        answered, perhaps a worker still starting), and a wait of exactly 30 s failed
+        the test. So the wait outlasts gunicorn's own, and a server still running after
+        it is killed (no process outlives its test) and the test fails."""
         if self.proc.poll() is None:
             self.proc.terminate()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
 
 def start_server(folder: Path, database_url: str | None = None, *,
