@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import URL, make_url
 from werkzeug.test import Client
 
 from api_plugin.cli.dagfiles import fileloc_hash, load_dags
@@ -73,12 +74,12 @@ def _create_sqlite_schema(path: Path, flavor: str) -> None:
 def _create_pg_database(flavor: str) -> str:
     assert PG_URL is not None
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(_plain(PG_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = PG_URL.rsplit("/", 1)[0] + "/" + name
-    engine = create_engine(url)
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(_plain(url))
     metadata = flavor_named(flavor).build_tables().metadata
     # A fresh Airflow 3 database has no FAB ab_user (add_fab_users_table makes one).
     metadata.create_all(engine, tables=[table for table in metadata.sorted_tables
@@ -87,10 +88,17 @@ def _create_pg_database(flavor: str) -> str:
     return url
 
 
+def _plain(url: str) -> URL:
+    """``url`` without the plugin's own query options (``?prepare_threshold=5`` in the
+    pgbouncer environment), which only the plugin's engines understand: the tests'
+    bookkeeping engines are plain SQLAlchemy ones."""
+    return make_url(url).difference_update_query(["prepare_threshold"])
+
+
 def _drop_pg_database(url: str) -> None:
     assert PG_URL is not None
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = make_url(url).database
+    admin = create_engine(_plain(PG_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -100,7 +108,7 @@ def add_fab_users_table(url: str, flavor: str) -> None:
     """Airflow 3 keeps FAB's ``ab_user`` only with the FAB auth manager (or after an
     upgrade from 2.x): create it, as FAB's migrations would, where a test needs it."""
     if flavor == AIRFLOW3:
-        engine = create_engine(url)
+        engine = create_engine(_plain(url))
         flavor_named(AIRFLOW3).build_tables().users.create(engine, checkfirst=True)
         engine.dispose()
 

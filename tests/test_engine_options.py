@@ -167,3 +167,34 @@ def test_a_connection_through_pgbouncer_does_not_prepare() -> None:
             connection.rollback()
         seen.append(connection.prepare_threshold)
     assert seen == [None, None]
+
+
+@pytest.mark.postgres
+def test_through_a_pgbouncer_that_keeps_prepared_statements_the_url_turns_them_on() -> None:
+    """PgBouncer 1.21 and later, given ``max_prepared_statements``, prepares a client's
+    statement again on whichever server connection runs it. Nothing tells such a pooler
+    from another, so ``auto`` leaves preparing off there too; ``?prepare_threshold=5``
+    turns it on, and a statement prepared in one transaction serves the next ones,
+    whatever server connection they get."""
+    url = os.environ.get("API_PLUGIN_TEST_PGBOUNCER_PREPARED_URL")
+    assert url, ("API_PLUGIN_TEST_PGBOUNCER_PREPARED_URL names the test PgBouncer that "
+                 "keeps prepared statements (.ci/pgbouncer.sh)")
+    assert [connection.prepare_threshold
+            for connection in _first_connections(_psycopg_url(url))] == [None, None]
+    told = _psycopg_url(url) + "?prepare_threshold=5"
+    seen = []
+    for connection in _first_connections(told):
+        # Each in a transaction of its own, committed (psycopg forgets what it prepared
+        # on a ROLLBACK), which PgBouncer may run on any of its server connections.
+        for _ in range(DIRECT_PREPARE_THRESHOLD + 3):
+            with connection.transaction():
+                _run_a_query(connection)
+        # The query once more, then what the server connection that ran it holds.
+        with connection.transaction():
+            answer = connection.execute("SELECT count(*) FROM pg_class WHERE relname = %s",
+                                        ("pg_class",)).fetchone()[0]
+            statements = [row[0] for row in connection.execute(
+                "SELECT statement FROM pg_prepared_statements").fetchall()]
+        seen.append((connection.prepare_threshold, answer,
+                     any("relname" in statement for statement in statements)))
+    assert seen == [(DIRECT_PREPARE_THRESHOLD, 1, True)] * 2
