@@ -89,7 +89,40 @@ def driver_cursor(engine: Engine, statement: str | None = None,
                 cursor.close()
         if not dropped and (end == "rollback" or (end == "commit" and failed)):
             _roll_back(engine, raw, dbapi_error)
+        if not dropped and _still_busy(raw):
+            raw.invalidate()  # a statement still running or a lost state: never pooled
         raw.close()
+
+
+def _still_busy(raw: Any) -> bool:
+    """Whether a psycopg 3 connection is neither idle nor in a transaction: a result
+    still coming (a stream cut short whose cancel did not take) or an unknown state."""
+    connection = raw.dbapi_connection
+    info = getattr(connection, "info", None)
+    status = getattr(info, "transaction_status", None)
+    if status is None or not hasattr(connection, "prepare_threshold"):
+        return False  # not psycopg 3 (psycopg2's connections have no such attribute)
+    return status in _BUSY
+
+
+#: psycopg.pq.TransactionStatus ACTIVE and UNKNOWN (libpq's PQTRANS_ACTIVE, _UNKNOWN),
+#: as numbers so that no import is made per call.
+_BUSY = frozenset((1, 4))
+
+
+def chunked_rows_supported(engine: Engine) -> bool:
+    """Whether ``engine``'s connections can read a result in chunks of rows as the
+    server sends it (psycopg 3's ``Cursor.stream`` with a size): psycopg 3 on libpq 17
+    or later, as psycopg's binary wheels bundle."""
+    if engine.dialect.driver != "psycopg":
+        return False
+    from psycopg import pq
+
+    return pq.version() >= LIBPQ_CHUNKED_ROWS
+
+
+#: The first libpq with chunked-rows mode (``PQsetChunkedRowsMode``).
+LIBPQ_CHUNKED_ROWS = 170000
 
 
 #: Where a pooled psycopg 3 connection keeps its cursor (``_kept_cursor``).
