@@ -80,6 +80,22 @@ def pgbouncer_url(url: str) -> str:
     return base + "/" + url.rsplit("/", 1)[1]
 
 
+def preparing_url(url: str) -> str | None:
+    """``url``'s database through the PgBouncer that keeps prepared statements
+    (``max_prepared_statements``, .ci/pgbouncer.sh), psycopg 3 told to prepare; None
+    when API_PLUGIN_TEST_PGBOUNCER_PREPARED_URL names none."""
+    bouncer = os.environ.get("API_PLUGIN_TEST_PGBOUNCER_PREPARED_URL")
+    if not bouncer:
+        return None
+    base = url.split("://", 1)[0] + "://" + bouncer.split("://", 1)[1].rsplit("/", 1)[0]
+    return base + "/" + url.rsplit("/", 1)[1]
+
+
+def with_prepares(url: str) -> str:
+    """``url`` telling psycopg 3 to prepare statements whatever it reaches."""
+    return url + ("&" if "?" in url else "?") + "prepare_threshold=5"
+
+
 def without_prepares(url: str) -> str:
     """``url`` telling psycopg 3 never to prepare statements on the server."""
     return url + ("&" if "?" in url else "?") + "prepare_threshold=none"
@@ -105,11 +121,23 @@ def stop(proc: Any) -> None:
     proc.wait()
 
 
+def pg_endpoints(prefix: str, dag: str = "example_etl",
+                 task: str = "load") -> list[tuple[str, str, str | None]]:
+    """``bench.run.endpoints`` and, after the 100-run page, the same list with no
+    ``limit``, as Airflow's clients ask for it (``dag_runs_all``: the streamed way)."""
+    listed = endpoints(prefix, dag, task)
+    at = [name for name, _, _ in listed].index("dag_runs") + 1
+    return [*listed[:at], ("dag_runs_all", f"{prefix}/dags/{dag}/dag_runs", None),
+            *listed[at:]]
+
+
 def side_by_side(servers: dict[str, int], seconds: int, connections: int, dag: str,
-                 task: str, round_number: int = 0) -> dict[str, dict[str, Result]]:
-    """Every endpoint on every server, server after server for each endpoint."""
+                 task: str, round_number: int = 0,
+                 listing: Callable[..., list[tuple[str, str, str | None]]] = pg_endpoints,
+                 ) -> dict[str, dict[str, Result]]:
+    """Every endpoint of ``listing`` on every server, server after server for each."""
     results: dict[str, dict[str, Result]] = {name: {} for name in servers}
-    for endpoint, path, script in endpoints("/api/experimental", dag, task):
+    for endpoint, path, script in listing("/api/experimental", dag, task):
         for name, port in servers.items():
             results[name][endpoint] = wrk(f"http://127.0.0.1:{port}{path}", seconds,
                                           connections, script,
@@ -235,6 +263,13 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         servers = {"direct": direct_port, "unprepared": unprepared_port,
                    "pgbouncer": bouncer_port, "airflow": af_port,
                    "airflow_pgbouncer": af_bouncer_port}
+        preparing = preparing_url(url)
+        if preparing is not None:
+            proc, servers["preparing"] = plugin(with_prepares(preparing), env)
+            procs.append(proc)
+            servers["airflow_preparing"] = free_port()
+            airflows.append(airflow_env.start_webserver(home, preparing,
+                                                        servers["airflow_preparing"]))
         rounds = []
         for number in range(args.rounds):
             rounds.append(side_by_side(servers, args.seconds, args.connections, DAG_ID,
@@ -266,6 +301,20 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
               f"{a.p50_ms:>7.1f}{ab.rps:>9.1f}{ratio(d, a):>7.1f}{ratio(p, a):>7.1f}"
               f"{ratio(b, ab):>7.1f}{ratio(b, a):>8.1f}"
               f"{d.non_2xx + p.non_2xx + b.non_2xx:>5}/{a.non_2xx + ab.non_2xx}")
+    if "preparing" not in results:
+        return
+    print("\n== the same rounds through a PgBouncer that keeps prepared statements "
+          "(max_prepared_statements = 200; the plugin with ?prepare_threshold=5), the "
+          "plugin and Airflow 2.10.5 both through it. 'x af2 pgbP': plugin / Airflow, "
+          "both through it; 'pgbP/af2': plugin through it / Airflow direct")
+    print(f"{'endpoint':<15}{'pgbP r/s':>10}{'p50':>7}{'p99':>7}{'af2 pgbP':>10}{'p50':>7}"
+          f"{'x af2 pgbP':>12}{'pgbP/af2':>10}{'non2xx':>8}")
+    for name in results["preparing"]:
+        q, aq, a = (results[server][name] for server in
+                    ("preparing", "airflow_preparing", "airflow"))
+        print(f"{name:<15}{q.rps:>10.0f}{q.p50_ms:>7.2f}{q.p99_ms:>7.2f}{aq.rps:>10.1f}"
+              f"{aq.p50_ms:>7.1f}{q.rps / max(aq.rps, 1e-9):>12.1f}"
+              f"{q.rps / max(a.rps, 1e-9):>10.1f}{q.non_2xx:>5}/{aq.non_2xx}")
 
 
 def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
@@ -346,7 +395,9 @@ def scale(args: argparse.Namespace, env: dict[str, str]) -> None:
                 proc, servers[tag + size] = plugin(url, env, code=code)
                 procs.append(proc)
         first = {name: warm_up(port) for name, port in servers.items()}
-        results = side_by_side(servers, args.seconds, args.connections, "example_etl", "load")
+        # The page only: with --big, example_etl's whole list is every one of its runs.
+        results = side_by_side(servers, args.seconds, args.connections, "example_etl", "load",
+                               listing=endpoints)
         latest = {name: latest_runs_costs(port, args.seconds, args.connections)
                   for name, port in servers.items()}
     finally:
@@ -564,7 +615,7 @@ def change(args: argparse.Namespace, env: dict[str, str]) -> None:
                 procs.append(proc)
         for number in range(args.rounds):
             results: dict[str, dict[str, Result]] = {name: {} for name in servers}
-            for endpoint, path, script in endpoints("/api/experimental"):
+            for endpoint, path, script in pg_endpoints("/api/experimental"):
                 if only is not None and endpoint not in only:
                     continue
                 for index, (name, port) in enumerate(servers.items()):

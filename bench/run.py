@@ -39,7 +39,8 @@ WORKER_CLASS = os.environ.get("BENCH_WORKER",
 RUN_DATE = "2025-01-01T00:00:00+00:00"
 #: Each server measured on one database triggers with its own prefix and dates.
 RUN_PREFIXES = ["bench", "plugin", "airflow", "direct", "pgbouncer", "small", "big", "mix",
-                "unprepared", "bare", "airflow_pgbouncer"]
+                "unprepared", "bare", "airflow_pgbouncer", "preparing",
+                "airflow_preparing"]
 
 
 @dataclass

@@ -95,6 +95,48 @@ def test_streamed_list_is_the_unstreamed_answer_in_chunks(
     assert connections_back(api.store)
 
 
+def test_a_list_found_short_is_read_as_a_page_next_time(
+        api: ApiHarness, chunked: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a list with no limit fitted in a first chunk, the next one of the same DAG,
+    state and offset is read as a page (the prepared statement), not streamed; grown
+    past the page, it is streamed again, whole, and the bytes are always the
+    unstreamed answer's."""
+    streams: list[str] = []
+    real_stream = api.store.stream
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        streams.append(kwargs["dag_id"])
+        return real_stream(*args, **kwargs)
+
+    monkeypatch.setattr(api.store, "stream", counted)
+    listed = ("example_etl", None, 0)
+
+    def whole() -> tuple[dict[str, str], bytes]:
+        _, headers, body = call(api.client.application, "/dags/example_etl/dag_runs")
+        answer = b"".join(body)
+        assert answer == render_json(services.get_dag_runs(api.store, "example_etl"))
+        return headers, answer
+
+    trigger_runs(api, FIRST)
+    assert listed not in api.store.short_lists
+    whole()
+    assert len(streams) == 1 and listed in api.store.short_lists
+    for _ in range(3):
+        headers, answer = whole()
+        assert len(json.loads(answer)) == FIRST and "Content-Length" in headers
+    assert len(streams) == 1  # pages since
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+    for n in range(chunked):  # past the page now
+        api.post("/dags/example_etl/dag_runs",
+                 json={"execution_date": (start + timedelta(days=n)).isoformat()})
+    headers, answer = whole()
+    assert len(json.loads(answer)) == FIRST + chunked and "Content-Length" not in headers
+    assert len(streams) == 2 and listed not in api.store.short_lists
+    whole()
+    assert len(streams) == 3  # streamed again until found short again
+    assert connections_back(api.store)
+
+
 def test_filtered_and_offset_lists_stream_too(api: ApiHarness, chunked: int) -> None:
     trigger_runs(api, 6)
     for query in ("?state=queued", "?state=running", "?offset=1", "?offset=3", "?offset=99"):

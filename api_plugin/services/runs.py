@@ -79,16 +79,27 @@ def stream_dag_runs(
     rows fetched ``STREAM_CHUNK`` at a time (``FIRST_CHUNK`` first) and encoded as
     they come.
 
-    The checks (bad paging, unknown DAG) are made before anything is sent. The list is
-    read once, through the stream: its first fetch (one round trip on PostgreSQL, as a
-    page's) brings ``FIRST_CHUNK + 1`` rows, so a list that fits in ``FIRST_CHUNK`` is
-    answered whole from it, like a page; a longer one goes on from there, one snapshot.
+    The checks (bad paging, unknown DAG) are made before anything is sent. Each answer
+    is one statement, so one snapshot. A list is read through the stream: its first
+    fetch (one round trip on PostgreSQL, as a page's) brings ``FIRST_CHUNK + 1`` rows,
+    so a list that fits in ``FIRST_CHUNK`` is answered whole from it; a longer one goes
+    on from there. A list found short that way (``Store.short_lists``) is read the next
+    time as a page of ``FIRST_CHUNK + 1`` rows instead, which a server has prepared
+    where a stream's statement is parsed and planned anew: a DAG with few runs, polled
+    with no limit as Airflow's clients do, costs what a page costs. Should it have grown
+    past the page, the page is dropped and the list streamed.
     """
     build, params = _runs_page(store, dag_id, state, limit, offset)
     link = store.flavor.run_links(dag_id, url_base)
     if params["lim"] != NO_LIMIT:
         return _run_items(_checked(store, dag_id, store.prepared(build).all(**params)), link)
     first_chunk, chunk = FIRST_CHUNK, STREAM_CHUNK
+    listed = (dag_id, state, params["off"])
+    if listed in store.short_lists:
+        rows = store.prepared(build).all(**{**params, "lim": first_chunk + 1})
+        if len(rows) <= first_chunk:
+            return _run_items(_checked(store, dag_id, rows), link)
+        store.short_lists.pop(listed)
     chunks = store.stream(build, chunk, first_chunk + 1, **params)
     try:
         first = _checked(store, dag_id, next(chunks, []))
@@ -97,6 +108,7 @@ def stream_dag_runs(
         raise
     if len(first) <= first_chunk:
         chunks.close()
+        store.short_lists.put(listed, True)
         return _run_items(first, link)
     return Streamed(_item_chunks(first, first_chunk, chunks, chunk, link))
 

@@ -128,6 +128,9 @@ class Store:
         #: On PostgreSQL, the head (``dag_head.py``) each DAG's last trigger saw, by
         #: dag_id: the next trigger's write checks it instead of reading it first.
         self.heads: BoundedMap[Any] = BoundedMap(MAX_PARSED_DAGS)
+        #: Run lists with no limit (by DAG, state and offset) last found to fit in a
+        #: first chunk: the next one is read as a page first (``services.runs``).
+        self.short_lists: BoundedMap[bool] = BoundedMap(MAX_PARSED_DAGS)
         self._monitor: tuple[int, sqlite3.Connection] | None = None
         self._monitor_lock = threading.Lock()
         self._dags_lock = threading.Lock()
