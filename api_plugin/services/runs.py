@@ -60,6 +60,9 @@ def get_dag_runs(
     return _run_items(_checked(store, dag_id, rows), store.flavor.run_links(dag_id, url_base))
 
 
+#: The longest ``state`` filter a short list is remembered by (Airflow's states are
+#: words); the DAG id is one the database has.
+MAX_STATE_KEPT = 64
 #: Rows per fetch when a run list is streamed; the first fetch is of FIRST_CHUNK rows,
 #: as many as a usual page, so that the first bytes leave as soon as a page's would.
 STREAM_CHUNK = 1000
@@ -108,7 +111,8 @@ def stream_dag_runs(
         raise
     if len(first) <= first_chunk:
         chunks.close()
-        store.short_lists.put(listed, True)
+        if len(state or "") <= MAX_STATE_KEPT:  # a key's size stays bounded
+            store.short_lists.put(listed, True)
         return _run_items(first, link)
     return Streamed(_item_chunks(first, first_chunk, chunks, chunk, link))
 
