@@ -19,7 +19,6 @@ from werkzeug.test import EnvironBuilder
 from api_plugin import services
 from api_plugin.services import runs
 from api_plugin.store import Store
-from api_plugin.store.driver import chunked_rows_supported
 from api_plugin.web.rendering import render_json
 from conftest import PG_URL, PREFIX, ApiHarness, load_dags, seed_airflow_rows
 
@@ -220,14 +219,14 @@ def admin_over(url: str) -> Any:
 
 
 @pytest.mark.postgres
-def test_psycopg2_fetches_through_a_server_side_cursor_and_a_cut_stream_is_not_json(
-        make_database: Callable[[str, str], str], chunked: int) -> None:
-    """psycopg2 (and psycopg 3 on a libpq older than 17) cannot read a result in chunks:
-    mid-stream the server holds the rest in a cursor. The first message begins the
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_postgresql_fetches_through_a_server_side_cursor_and_a_cut_stream_is_not_json(
+        make_database: Callable[[str, str], str], chunked: int, driver: str) -> None:
+    """Mid-stream, the server holds the rest in a cursor: the first message begins the
     transaction, declares the cursor and fetches ``FIRST + 1`` rows (one round trip for
     the first chunk), then ``FETCH FORWARD 4`` at a time; killing that server connection
     then makes the transfer end in an error, with what was sent not parseable as JSON."""
-    url, store = pg_database(make_database, "psycopg2")
+    url, store = pg_database(make_database, driver)
     app = app_over(url, store)
     start = datetime(2025, 3, 1, tzinfo=UTC)
     for n in range(10):
@@ -261,80 +260,13 @@ def test_psycopg2_fetches_through_a_server_side_cursor_and_a_cut_stream_is_not_j
         store.dispose()
 
 
-#: Runs enough that the server is still sending when the test looks: more than the
-#: sockets between it and the reader hold.
-MANY_RUNS = 150_000
-
-
-def add_many_runs(admin: Any, count: int) -> None:
-    admin.execute(text(
-        "INSERT INTO dag_run (dag_id, run_id, execution_date, state, run_type,"
-        " external_trigger, start_date, clear_number, log_template_id)"
-        " SELECT 'example_etl', 'scheduled__' || n, w, 'success', 'scheduled', false, w,"
-        " 0, 1 FROM generate_series(1, :count) n,"
-        " LATERAL (SELECT timestamptz '2001-01-01 00:00+00' + n * interval '1 hour') s(w)"),
-        {"count": count})
-
-
-def streaming_statements(admin: Any) -> list[tuple[str, str]]:
-    """(state, query) of every other connection of the database with a run list's
-    statement as its last."""
-    return [(row[0], row[1]) for row in admin.execute(text(
-        "SELECT state, query FROM pg_stat_activity WHERE datname = current_database()"
-        " AND pid <> pg_backend_pid() AND query LIKE '%FROM dag_run%'"))]
-
-
-@pytest.mark.postgres
-def test_psycopg_streams_the_statement_itself_and_a_cut_stream_is_not_json(
-        make_database: Callable[[str, str], str]) -> None:
-    """psycopg 3 on libpq 17+ reads the statement's own rows in chunks as the server
-    sends them: mid-stream the server is still running that one statement (no
-    transaction around it, no cursor); a client leaving cancels it and gives the
-    connection back, usable; a killed server connection ends the transfer in an error,
-    with what was sent not parseable as JSON."""
-    url, store = pg_database(make_database, "psycopg")
-    if not chunked_rows_supported(store.read_engine):
-        pytest.fail("psycopg's binary wheel bundles libpq 17 or later")
-    app = app_over(url, store)
-    admin_engine = admin_over(url)
-    admin = admin_engine.connect()
-    try:
-        add_many_runs(admin, MANY_RUNS)
-        status, _, body = call(app, "/dags/example_etl/dag_runs")
-        sent = [next(body)]
-        assert status.startswith("200")
-        [(state, query)] = streaming_statements(admin)
-        assert state == "active" and query.startswith("SELECT dag_run.id")
-        body.close()  # type: ignore[attr-defined]  # what a server does when a client leaves
-        assert connections_back(store)
-        assert [state for state, _ in streaming_statements(admin)] == ["idle"]
-        assert len(json.loads(b"".join(call(app, "/dags/example_etl/dag_runs?state=x")[2]))) == 0
-
-        status, _, body = call(app, "/dags/example_etl/dag_runs")
-        sent = [next(body)]
-        admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                           " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                           " AND state = 'active' AND query LIKE '%FROM dag_run%'"))
-        with pytest.raises(Exception, match=r"terminat|closed|connection|unavailable"):
-            sent.extend(body)
-        with pytest.raises(json.JSONDecodeError):
-            json.loads(b"".join(sent))
-        assert store.read_engine.pool.checkedout() == 0
-        # The pool heals: the next list is whole.
-        assert len(json.loads(b"".join(call(app, "/dags/example_etl/dag_runs")[2]))) == MANY_RUNS
-    finally:
-        admin.close()
-        admin_engine.dispose()
-        store.dispose()
-
-
 @pytest.mark.postgres
 def test_a_streamed_list_leaves_the_connections_prepared_statements(
         make_database: Callable[[str, str], str]) -> None:
     """psycopg forgets every statement it prepared on a connection when it sees a
     ROLLBACK there: a list that ended its read transaction so would cost the next
-    requests on that connection their prepared plans. A list streamed by psycopg 3 ends
-    no transaction, and the pages prepared before it stay prepared."""
+    requests on that connection their prepared plans. A streamed list ends its read
+    transaction with COMMIT, and the pages prepared before it stay prepared."""
     url, store = pg_database(make_database, "psycopg")
     app = app_over(url, store)
     try:

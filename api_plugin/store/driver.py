@@ -34,7 +34,7 @@ class CommitSent(DBAPIError):
 @contextmanager
 def driver_cursor(engine: Engine, statement: str | None = None,
                   values: Mapping[str, Any] | None = None, *, name: str | None = None,
-                  end: Literal["commit", "rollback"] | None = None,
+                  end: Literal["commit", "rollback", "finish"] | None = None,
                   client_binding: bool = False) -> Iterator[Any]:
     """A cursor on a connection from ``engine``'s pool, for the block; a server-side
     cursor when ``name`` is given; with ``client_binding``, one that sends its values
@@ -44,12 +44,15 @@ def driver_cursor(engine: Engine, statement: str | None = None,
 
     ``end``: None leaves the transaction alone (an autocommit connection, or the pool's
     reset on return); "commit" commits when the block ends well and rolls back when it
-    raises; "rollback" always rolls back, once the cursor is closed (a read transaction,
-    and with it a server-side cursor). On an autocommit PostgreSQL connection (the read
-    pool, which has no reset on return) a transaction the block began with its own
-    ``BEGIN`` is unknown to the driver, so ROLLBACK is sent as a statement; a
-    connection that cannot be rolled back is invalidated rather than pooled with its
-    transaction open. A dropped connection is never rolled back.
+    raises; "rollback" always rolls back, once the cursor is closed; "finish" ends a
+    read transaction (and with it a server-side cursor) however the block ended. On an
+    autocommit PostgreSQL connection (the read pool, which has no reset on return) a
+    transaction the block began with its own ``BEGIN`` is unknown to the driver, so the
+    end is sent as a statement: ROLLBACK, or for "finish" COMMIT, which undoes nothing
+    in a transaction that wrote nothing (or failed) and, unlike ROLLBACK, does not make
+    psycopg 3 forget (and ``DEALLOCATE ALL``) the statements it prepared on the
+    connection. A connection whose transaction cannot be ended is invalidated rather
+    than pooled with it open. A dropped connection is never rolled back.
     """
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
@@ -87,42 +90,9 @@ def driver_cursor(engine: Engine, statement: str | None = None,
         if cursor is not None and cursor is not kept:
             with suppress(dbapi_error):
                 cursor.close()
-        if not dropped and (end == "rollback" or (end == "commit" and failed)):
-            _roll_back(engine, raw, dbapi_error)
-        if not dropped and _still_busy(raw):
-            raw.invalidate()  # a statement still running or a lost state: never pooled
+        if not dropped and (end in ("rollback", "finish") or (end == "commit" and failed)):
+            _roll_back(engine, raw, dbapi_error, "COMMIT" if end == "finish" else "ROLLBACK")
         raw.close()
-
-
-def _still_busy(raw: Any) -> bool:
-    """Whether a psycopg 3 connection is neither idle nor in a transaction: a result
-    still coming (a stream cut short whose cancel did not take) or an unknown state."""
-    connection = raw.dbapi_connection
-    info = getattr(connection, "info", None)
-    status = getattr(info, "transaction_status", None)
-    if status is None or not hasattr(connection, "prepare_threshold"):
-        return False  # not psycopg 3 (psycopg2's connections have no such attribute)
-    return status in _BUSY
-
-
-#: psycopg.pq.TransactionStatus ACTIVE and UNKNOWN (libpq's PQTRANS_ACTIVE, _UNKNOWN),
-#: as numbers so that no import is made per call.
-_BUSY = frozenset((1, 4))
-
-
-def chunked_rows_supported(engine: Engine) -> bool:
-    """Whether ``engine``'s connections can read a result in chunks of rows as the
-    server sends it (psycopg 3's ``Cursor.stream`` with a size): psycopg 3 on libpq 17
-    or later, as psycopg's binary wheels bundle."""
-    if engine.dialect.driver != "psycopg":
-        return False
-    from psycopg import pq
-
-    return pq.version() >= LIBPQ_CHUNKED_ROWS
-
-
-#: The first libpq with chunked-rows mode (``PQsetChunkedRowsMode``).
-LIBPQ_CHUNKED_ROWS = 170000
 
 
 #: Where a pooled psycopg 3 connection keeps its cursor (``_kept_cursor``).
@@ -203,8 +173,10 @@ def _abort(raw: Any, cursor: Any, dbapi_error: type[Exception]) -> None:
         raw.invalidate(exc)
 
 
-def _roll_back(engine: Engine, raw: Any, dbapi_error: type[Exception]) -> None:
-    """End ``raw``'s transaction (see ``driver_cursor``'s ``end``)."""
+def _roll_back(engine: Engine, raw: Any, dbapi_error: type[Exception],
+               statement: str = "ROLLBACK") -> None:
+    """End ``raw``'s transaction (see ``driver_cursor``'s ``end``): on an autocommit
+    PostgreSQL connection with ``statement``, elsewhere with the driver's rollback."""
     if engine.dialect.name != "postgresql" or raw.dbapi_connection.autocommit is not True:
         with suppress(dbapi_error):
             raw.rollback()
@@ -212,7 +184,7 @@ def _roll_back(engine: Engine, raw: Any, dbapi_error: type[Exception]) -> None:
     try:
         cursor = raw.dbapi_connection.cursor()
         try:
-            cursor.execute("ROLLBACK")
+            cursor.execute(statement)
         finally:
             cursor.close()
     except dbapi_error as exc:

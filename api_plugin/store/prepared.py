@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Generator, Mapping
-from itertools import islice
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -26,7 +25,7 @@ from sqlalchemy.sql import Insert, Select
 
 from api_plugin.store.boundary import BOUNDARY
 from api_plugin.store.deferred import DeferredRead, riding_with
-from api_plugin.store.driver import chunked_rows_supported, driver_cursor
+from api_plugin.store.driver import driver_cursor
 
 Processor = Callable[[Any], Any] | None
 
@@ -123,63 +122,29 @@ class Prepared:
         it comes sooner), fetched from the server as they are asked for: the whole
         answer is never in this process at once.
 
-        On PostgreSQL, on the read pool, the statement is one snapshot whose first rows
-        come in one round trip, as soon as a page's would. With psycopg 3 on libpq 17 or
-        later it is the statement itself, alone in its implicit transaction, its rows
-        read as the server sends them (``_chunked``): no transaction to end afterwards,
-        so a list costs what a page costs. Otherwise (psycopg2, an older libpq) a cursor
-        on the server in a read transaction of its own (``_on_server``). Either way
-        nothing outlives the statement's transaction, so it works through PgBouncer in
-        transaction mode. SQLite's cursor steps through the result lazily by itself. The
-        connection goes back to the pool when the generator ends or is closed. A
-        connection the server dropped is found by the first message and the stream
-        begun once more on a fresh pool, as ``all()`` does; driver errors come out as
-        SQLAlchemy's ``DBAPIError`` family.
+        On PostgreSQL (both drivers) a cursor on the server, in one transaction (so the
+        whole stream is one snapshot), on the read pool: its first rows come in one
+        round trip, ``BEGIN``, ``DECLARE`` and the first ``FETCH FORWARD`` sent as one
+        message (``_on_server``), as soon as a page's would. Nothing outlives the
+        transaction, so it works through PgBouncer in transaction mode. SQLite's cursor
+        steps through the result lazily by itself. The connection goes back to the pool
+        when the generator ends or is closed. A connection the server dropped is found
+        by the first message and the stream begun once more on a fresh pool, as
+        ``all()`` does; driver errors come out as SQLAlchemy's ``DBAPIError`` family.
         """
         if self.engine.dialect.name != "postgresql":
             yield from self._stream_lazily(chunk, first, values)
             return
-        stream = self._chunked if chunked_rows_supported(self.engine) else self._on_server
         began = False
         try:
-            for rows in stream(chunk, first, values):
+            for rows in self._on_server(chunk, first, values):
                 began = True
                 yield rows
         except DBAPIError as exc:
             if began or not exc.connection_invalidated:
                 raise
             self.engine.dispose()
-            yield from stream(chunk, first, values)
-
-    def _chunked(self, chunk: int, first: int | None,
-                 values: Mapping[str, Any]) -> Generator[list[Any], None, None]:
-        """``stream`` as the statement's own rows, in libpq's chunked-rows mode (psycopg
-        3's ``Cursor.stream``): the server sends the result as it makes it, and this
-        process reads a chunk of ``first`` rows at a time, so it never holds more. The
-        server waits on its socket while the reader does, as it would on a cursor.
-
-        On the read pool's autocommit connections the statement is its own transaction:
-        one snapshot, and nothing to end afterwards. That spares a round trip and keeps
-        what psycopg prepared on the connection (a ``ROLLBACK`` makes it forget them
-        all). Closed early, psycopg cancels the statement and reads what was on its way;
-        a connection still busy after that is invalidated (``driver_cursor``)."""
-        size = first or chunk
-        with driver_cursor(self.engine, self.sql, values) as cursor:
-            rows = cursor.stream(self.sql, self._parameters(values), size=size)
-            try:
-                pending = list(islice(rows, size))
-                self._learn_processors(cursor)
-                if len(pending) < size:
-                    if pending:
-                        yield self._rows(pending)
-                    return
-                yield self._rows(pending)
-                while pending := list(islice(rows, chunk)):
-                    yield self._rows(pending)
-                    if len(pending) < chunk:
-                        return
-            finally:
-                rows.close()  # cut short: cancelled and drained (``driver_cursor``'s guard)
+            yield from self._on_server(chunk, first, values)
 
     def _on_server(self, chunk: int, first: int | None,
                    values: Mapping[str, Any]) -> Generator[list[Any], None, None]:
@@ -188,8 +153,9 @@ class Prepared:
         size = first or chunk
         begin = (f"BEGIN READ ONLY; DECLARE {STREAM_CURSOR} NO SCROLL CURSOR FOR {self.sql}; "
                  f"FETCH FORWARD {size} FROM {STREAM_CURSOR}")
-        # Rolled back at the end: that ends the read transaction, and the cursor with it.
-        with driver_cursor(self.engine, self.sql, values, end="rollback",
+        # Finished at the end (COMMIT): that ends the read transaction, and the cursor
+        # with it, and leaves what psycopg 3 prepared on the connection in place.
+        with driver_cursor(self.engine, self.sql, values, end="finish",
                            client_binding=True) as cursor:
             cursor.execute(begin, self._parameters(values))
             if self.engine.dialect.driver == "psycopg":
