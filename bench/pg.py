@@ -72,33 +72,42 @@ from bench.seed_pg import drop_database, seed_postgresql  # noqa: E402
 def pgbouncer_url(url: str) -> str:
     """``url``'s database reached through the PgBouncer, with the driver ``url`` names
     (psycopg 3 for ``postgresql://``, whose connections then do not prepare statements)."""
-    bouncer = os.environ.get("API_PLUGIN_TEST_PGBOUNCER_URL")
-    if not bouncer:
+    through = _through_pooler(url, "API_PLUGIN_TEST_PGBOUNCER_URL")
+    if through is None:
         raise SystemExit("API_PLUGIN_TEST_PGBOUNCER_URL is needed: see .ci/pgbouncer.sh")
+    return through
+
+
+def preparing_url(url: str) -> str | None:
+    """``url``'s database through the PgBouncer that keeps prepared statements
+    (``max_prepared_statements``, .ci/pgbouncer.sh); None when
+    API_PLUGIN_TEST_PGBOUNCER_PREPARED_URL names none."""
+    return _through_pooler(url, "API_PLUGIN_TEST_PGBOUNCER_PREPARED_URL")
+
+
+def _through_pooler(url: str, variable: str) -> str | None:
+    """``url``'s driver and database at the address of the pooler the environment
+    ``variable`` names; None when it names none."""
+    bouncer = os.environ.get(variable)
+    if not bouncer:
+        return None
     driver = url.split("://", 1)[0]
     base = driver + "://" + bouncer.split("://", 1)[1].rsplit("/", 1)[0]
     return base + "/" + url.rsplit("/", 1)[1]
 
 
-def preparing_url(url: str) -> str | None:
-    """``url``'s database through the PgBouncer that keeps prepared statements
-    (``max_prepared_statements``, .ci/pgbouncer.sh), psycopg 3 told to prepare; None
-    when API_PLUGIN_TEST_PGBOUNCER_PREPARED_URL names none."""
-    bouncer = os.environ.get("API_PLUGIN_TEST_PGBOUNCER_PREPARED_URL")
-    if not bouncer:
-        return None
-    base = url.split("://", 1)[0] + "://" + bouncer.split("://", 1)[1].rsplit("/", 1)[0]
-    return base + "/" + url.rsplit("/", 1)[1]
-
-
 def with_prepares(url: str) -> str:
     """``url`` telling psycopg 3 to prepare statements whatever it reaches."""
-    return url + ("&" if "?" in url else "?") + "prepare_threshold=5"
+    return _with_threshold(url, "5")
 
 
 def without_prepares(url: str) -> str:
     """``url`` telling psycopg 3 never to prepare statements on the server."""
-    return url + ("&" if "?" in url else "?") + "prepare_threshold=none"
+    return _with_threshold(url, "none")
+
+
+def _with_threshold(url: str, threshold: str) -> str:
+    return url + ("&" if "?" in url else "?") + "prepare_threshold=" + threshold
 
 
 def plugin(url: str, env: dict[str, str], workers: int = 2,

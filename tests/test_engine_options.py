@@ -171,7 +171,7 @@ def test_a_connection_through_pgbouncer_does_not_prepare() -> None:
 
 @pytest.mark.postgres
 def test_through_a_pgbouncer_that_keeps_prepared_statements_the_url_turns_them_on() -> None:
-    """PgBouncer 1.21 and later, given ``max_prepared_statements``, prepares a client's
+    """PgBouncer 1.22 and later, given ``max_prepared_statements``, prepares a client's
     statement again on whichever server connection runs it. Nothing tells such a pooler
     from another, so ``auto`` leaves preparing off there too; ``?prepare_threshold=5``
     turns it on, and a statement prepared in one transaction serves the next ones,

@@ -26,8 +26,8 @@ CHUNK = 4
 FIRST = 2
 
 
-def trigger_runs(api: ApiHarness, count: int) -> None:
-    start = datetime(2025, 3, 1, tzinfo=UTC)
+def trigger_runs(api: ApiHarness, count: int,
+                 start: datetime = datetime(2025, 3, 1, tzinfo=UTC)) -> None:
     for n in range(count):
         response = api.post("/dags/example_etl/dag_runs", json={
             "execution_date": (start + timedelta(days=n)).isoformat()})
@@ -124,10 +124,7 @@ def test_a_list_found_short_is_read_as_a_page_next_time(
         headers, answer = whole()
         assert len(json.loads(answer)) == FIRST and "Content-Length" in headers
     assert len(streams) == 1  # pages since
-    start = datetime(2025, 6, 1, tzinfo=UTC)
-    for n in range(chunked):  # past the page now
-        api.post("/dags/example_etl/dag_runs",
-                 json={"execution_date": (start + timedelta(days=n)).isoformat()})
+    trigger_runs(api, chunked, start=datetime(2025, 6, 1, tzinfo=UTC))  # past the page now
     headers, answer = whole()
     assert len(json.loads(answer)) == FIRST + chunked and "Content-Length" not in headers
     assert len(streams) == 2 and listed not in api.store.short_lists

@@ -91,7 +91,7 @@ def driver_cursor(engine: Engine, statement: str | None = None,
             with suppress(dbapi_error):
                 cursor.close()
         if not dropped and (end in ("rollback", "finish") or (end == "commit" and failed)):
-            _roll_back(engine, raw, dbapi_error, "COMMIT" if end == "finish" else "ROLLBACK")
+            _end_transaction(engine, raw, dbapi_error, "COMMIT" if end == "finish" else "ROLLBACK")
         raw.close()
 
 
@@ -173,8 +173,8 @@ def _abort(raw: Any, cursor: Any, dbapi_error: type[Exception]) -> None:
         raw.invalidate(exc)
 
 
-def _roll_back(engine: Engine, raw: Any, dbapi_error: type[Exception],
-               statement: str = "ROLLBACK") -> None:
+def _end_transaction(engine: Engine, raw: Any, dbapi_error: type[Exception],
+                     statement: str = "ROLLBACK") -> None:
     """End ``raw``'s transaction (see ``driver_cursor``'s ``end``): on an autocommit
     PostgreSQL connection with ``statement``, elsewhere with the driver's rollback."""
     if engine.dialect.name != "postgresql" or raw.dbapi_connection.autocommit is not True:
