@@ -12,6 +12,9 @@ libpq URL).
 
 - ``pool_app``: ``/<pool>``, one read, the row as JSON.
 - ``runs_app``: ``/<dag_id>``, a DAG's newest 100 runs, as the run list's items.
+- ``bytes_app``: ``/<n>``, a JSON body of n bytes made once, no database at all: what
+  sending an answer of that size costs here, whoever makes it (``pg.py scale`` measures
+  latest_runs' growth against it).
 - ``trigger_app``: ``POST /<dag_id>`` with the trigger's JSON body: one read of the DAG,
   then one statement that inserts the run and its task instances (``WITH run AS
   (INSERT ...) INSERT ...``), its own transaction. The DAG's task ids are read once, at
@@ -93,6 +96,18 @@ def runs_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
     return _json(start_response, json.dumps(items).encode())
 
 
+_bodies: dict[int, bytes] = {}
+
+
+def bytes_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    size = max(2, min(int(environ["PATH_INFO"].rsplit("/", 1)[-1] or 0), 1 << 26))
+    if size not in _bodies:
+        if len(_bodies) >= 16:
+            _bodies.clear()
+        _bodies[size] = b"[" + b" " * (size - 2) + b"]"
+    return _json(start_response, _bodies[size])
+
+
 def trigger_app(environ: dict[str, Any],
                 start_response: Callable[..., Any]) -> Iterable[bytes]:
     cursor = _db()
@@ -115,12 +130,12 @@ def trigger_app(environ: dict[str, Any],
 
 
 ROUTES: dict[str, Callable[..., Iterable[bytes]]] = {
-    "pool": pool_app, "runs": runs_app, "trigger": trigger_app}
+    "pool": pool_app, "runs": runs_app, "trigger": trigger_app, "bytes": bytes_app}
 
 
 def bare(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """All of them in one server: ``/pool/<pool>``, ``/runs/<dag_id>``,
-    ``/trigger/<dag_id>``; anything else is ``app``."""
+    ``/trigger/<dag_id>``, ``/bytes/<n>``; anything else is ``app``."""
     head, _, rest = environ["PATH_INFO"].lstrip("/").partition("/")
     environ["PATH_INFO"] = "/" + rest
     route: Callable[..., Iterable[bytes]] = ROUTES.get(head, app)

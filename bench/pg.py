@@ -4,6 +4,8 @@ webserver; growth at a million runs; a streamed run list; memory and start-up.
     python bench/pg.py --airflow /tmp/af2 tables      # vs Airflow 2.10.5, same PG server
                                                       # (medians of --rounds, default 3)
     python bench/pg.py scale --big URL                # growth: 10 DAGs vs URL (seed_pg.py)
+                                                      # (latest_runs: also a bare app's
+                                                      # floor for the same body sizes)
     python bench/pg.py stream --big URL               # a 100,000-run list, streamed
     python bench/pg.py footprint                      # RSS after 10k/100k requests, start-up
     python bench/pg.py --airflow /tmp/af2 ceiling     # the machine's own bounds (below)
@@ -409,6 +411,8 @@ def scale(args: argparse.Namespace, env: dict[str, str]) -> None:
                                listing=endpoints)
         latest = {name: latest_runs_costs(port, args.seconds, args.connections)
                   for name, port in servers.items()}
+        floor = sending_floor(env, [latest[size]["plain_bytes"] for size in ("small", "big")],
+                              args.seconds, args.connections)
     finally:
         for proc in procs:
             stop(proc)
@@ -431,9 +435,27 @@ def scale(args: argparse.Namespace, env: dict[str, str]) -> None:
                   f"{big_costs[key] / max(small_costs[key], 1e-6):>7.2f}x")
         print(f"{'latest_runs body (bytes): plain, gzipped':<48}"
               f"{big_costs['plain_bytes']:>10.0f}{big_costs['gzip_bytes']:>9.0f}")
+        print(f"{'no work, the same plain bytes (p50 ms, floor)':<48}{floor[0]:>8.2f}"
+              f"{floor[1]:>9.2f}{floor[1] / max(floor[0], 1e-6):>7.2f}x   (bench/ceiling.py's "
+              f"bytes_app: what sending bodies of latest_runs' two sizes costs here alone)")
         print(f"{'latest_runs, first request of a new server (ms)':<48}"
               f"{first[tag + 'small']:>8.0f}{first[tag + 'big']:>9.0f}   (before the "
               f"table: cold caches show here, not in the p50s)")
+
+
+def sending_floor(env: dict[str, str], sizes: list[float], seconds: int,
+                  connections: int) -> list[float]:
+    """The p50 of answers of each of ``sizes`` bytes from a bare app that does nothing
+    else (``bench/ceiling.py``'s ``bytes_app``, same worker class and count): the least
+    any server here spends sending a body that long, so the least latest_runs' plain
+    growth can be when its body grows with the number of DAGs."""
+    port = free_port()
+    proc = gunicorn("bench.ceiling:bare", port, env, "/test")
+    try:
+        return [wrk(f"http://127.0.0.1:{port}/bytes/{size:.0f}", seconds, connections).p50_ms
+                for size in sizes]
+    finally:
+        stop(proc)
 
 
 def warm_up(port: int) -> float:
