@@ -4,9 +4,11 @@
 only what their endpoint's answer needs, and nothing a real server needs besides: one
 psycopg 3 connection per process (the sync worker serves one request at a time), opened
 at the first request, in autocommit, statements prepared on the server from their first
-execution, one reused cursor. No routing, no auth, no pool of connections, no checks,
-no error handling. What they answer per second is the most any implementation can
-answer on this machine and this server, which is what the plugin's PostgreSQL figures
+execution (``CEILING_PREPARE_THRESHOLD``: ``none`` prepares nothing, as through a
+transaction pooler that cannot keep prepared statements), one reused cursor. No
+routing, no auth, no pool of connections, no checks, no error handling. What they
+answer per second is the most any implementation can answer on this machine and this
+server (directly, or through the pooler), which is what the plugin's PostgreSQL figures
 are measured against in ``pg.py ceiling``. Their database is ``CEILING_PG_URL`` (a
 libpq URL).
 
@@ -55,8 +57,10 @@ def _db() -> Any:
     if _cursor is None:
         import psycopg
 
+        threshold = os.environ.get("CEILING_PREPARE_THRESHOLD", "0")
         _cursor = psycopg.connect(os.environ["CEILING_PG_URL"], autocommit=True,
-                                  prepare_threshold=0).cursor()
+                                  prepare_threshold=None if threshold == "none"
+                                  else int(threshold)).cursor()
     return _cursor
 
 

@@ -330,64 +330,87 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
 
 def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
     """Four endpoints on the plugin, on ``bench/ceiling.py``'s bare apps and on Airflow
-    2.10.5, all up at once on one Airflow-made database, interleaved per round."""
+    2.10.5, all on one Airflow-made database, first directly and then all three through
+    the PgBouncer (where nothing is prepared: Debian's 1.18 cannot keep a client's
+    prepared statements), each endpoint on every server in turn."""
     from bench.airflow_side import DAG_ID
     from tests.compat import airflow_env
 
     home, url = airflow_made_database(Path(args.airflow).resolve(), work)
     procs: list[Any] = []
     airflows: list[Any] = []
+    plan: dict[str, dict[str, tuple[int, str, str | None]]] = {}
     try:
-        direct, direct_port = plugin(url, env)
-        procs.append(direct)
-        bare_port = free_port()
-        procs.append(gunicorn("bench.ceiling:bare", bare_port,
-                              {**env, "CEILING_PG_URL": "postgresql://" + url.split("://", 1)[1]},
-                              "/pool/default_pool"))
-        af_port = free_port()
-        airflows.append(airflow_env.start_webserver(home, url, af_port))
-        api = "/api/experimental"
-        trigger = str(HERE / "trigger.lua")
-        plan: dict[str, dict[str, tuple[int, str, str | None]]] = {
-            "test": {"direct": (direct_port, f"{api}/test", None),
-                     "bare": (bare_port, "/test", None),
-                     "airflow": (af_port, f"{api}/test", None)},
-            "pool": {"direct": (direct_port, f"{api}/pools/default_pool", None),
-                     "bare": (bare_port, "/pool/default_pool", None),
-                     "airflow": (af_port, f"{api}/pools/default_pool", None)},
-            "dag_runs": {"direct": (direct_port, f"{api}/dags/{DAG_ID}/dag_runs?limit=100",
-                                    None),
-                         "bare": (bare_port, f"/runs/{DAG_ID}", None),
-                         "airflow": (af_port, f"{api}/dags/{DAG_ID}/dag_runs", None)},
-            "trigger": {"direct": (direct_port, f"{api}/dags/{DAG_ID}/dag_runs", trigger),
-                        "bare": (bare_port, f"/trigger/{DAG_ID}", trigger),
-                        "airflow": (af_port, f"{api}/dags/{DAG_ID}/dag_runs", trigger)},
-        }
+        for via, target, bare_prepares in (("", url, "0"),
+                                           ("pgb_", pgbouncer_url(url), "none")):
+            proc, plugin_port = plugin(target, env)
+            procs.append(proc)
+            bare_port = free_port()
+            procs.append(gunicorn("bench.ceiling:bare", bare_port,
+                                  {**env, "CEILING_PG_URL": "postgresql://"
+                                   + target.split("://", 1)[1],
+                                   "CEILING_PREPARE_THRESHOLD": bare_prepares},
+                                  "/pool/default_pool"))
+            af_port = free_port()
+            airflows.append(airflow_env.start_webserver(home, target, af_port))
+            for endpoint, paths in _ceiling_paths(DAG_ID).items():
+                for server, port in (("plugin", plugin_port), ("bare", bare_port),
+                                     ("airflow", af_port)):
+                    path, script = paths[server]
+                    plan.setdefault(endpoint, {})[via + server] = (port, path, script)
         measured: dict[tuple[str, str], list[Result]] = {}
         for number in range(args.rounds):
             for endpoint, servers in plan.items():
                 for server, (port, path, script) in servers.items():
                     measured.setdefault((endpoint, server), []).append(
                         wrk(f"http://127.0.0.1:{port}{path}", args.seconds,
-                            args.connections, script, trigger_env(server, number)))
+                            args.connections, script, trigger_env(
+                                CEILING_PREFIXES[server], number)))
             drop_triggered_runs(url, DAG_ID)
         results = {key: median_result(each) for key, each in measured.items()}
     finally:
         shut_down(procs, airflows, home)
-    print(f"\n== What this machine allows: the plugin direct, the bare apps of "
-          f"bench/ceiling.py and Airflow 2.10.5, one Airflow-made database ({DAG_ID}, 100 "
-          f"runs), 2 workers each, {args.connections} connections; medians of {args.rounds} "
-          f"rounds")
-    print(f"{'endpoint':<10}{'plugin r/s':>11}{'p99':>7}{'bare r/s':>10}{'p99':>7}"
-          f"{'af2 r/s':>9}{'plugin/bare':>13}{'plugin x af2':>14}{'bare x af2':>12}"
-          f"{'non2xx':>8}")
-    for endpoint in plan:
-        ours, bare, theirs = (results[endpoint, server]
-                              for server in ("direct", "bare", "airflow"))
-        print(f"{endpoint:<10}{ours.rps:>11.0f}{ours.p99_ms:>7.2f}{bare.rps:>10.0f}"
-              f"{bare.p99_ms:>7.2f}{theirs.rps:>9.0f}{ours.rps / bare.rps:>13.2f}"
-              f"{ours.rps / theirs.rps:>14.1f}{bare.rps / theirs.rps:>12.1f}"
-              f"{ours.non_2xx + bare.non_2xx:>5}/{theirs.non_2xx}")
+    for via, title in (("", "directly"),
+                       ("pgb_", "all three through the PgBouncer (transaction pooling, "
+                        "nothing prepared: the bare apps too)")):
+        print(f"\n== What this machine allows, {title}: the plugin, the bare apps of "
+              f"bench/ceiling.py and Airflow 2.10.5, one Airflow-made database ({DAG_ID}, "
+              f"100 runs), 2 workers each, {args.connections} connections; medians of "
+              f"{args.rounds} rounds")
+        print(f"{'endpoint':<10}{'plugin r/s':>11}{'p99':>7}{'bare r/s':>10}{'p99':>7}"
+              f"{'af2 r/s':>9}{'plugin/bare':>13}{'plugin x af2':>14}{'bare x af2':>12}"
+              f"{'non2xx':>8}")
+        for endpoint in plan:
+            ours, bare, theirs = (results[endpoint, via + server]
+                                  for server in ("plugin", "bare", "airflow"))
+            print(f"{endpoint:<10}{ours.rps:>11.0f}{ours.p99_ms:>7.2f}{bare.rps:>10.0f}"
+                  f"{bare.p99_ms:>7.2f}{theirs.rps:>9.0f}{ours.rps / bare.rps:>13.2f}"
+                  f"{ours.rps / theirs.rps:>14.1f}{bare.rps / theirs.rps:>12.1f}"
+                  f"{ours.non_2xx + bare.non_2xx:>5}/{theirs.non_2xx}")
+
+
+#: The ceiling's servers, each with the trigger dates and run ids of a RUN_PREFIXES name.
+CEILING_PREFIXES = {"plugin": "direct", "bare": "bare", "airflow": "airflow",
+                    "pgb_plugin": "pgbouncer", "pgb_bare": "bare_pgbouncer",
+                    "pgb_airflow": "airflow_pgbouncer"}
+
+
+def _ceiling_paths(dag_id: str) -> dict[str, dict[str, tuple[str, str | None]]]:
+    """endpoint -> server -> (path, wrk script) of the ceiling's four endpoints."""
+    api, trigger = "/api/experimental", str(HERE / "trigger.lua")
+    return {
+        "test": {"plugin": (f"{api}/test", None), "bare": ("/test", None),
+                 "airflow": (f"{api}/test", None)},
+        "pool": {"plugin": (f"{api}/pools/default_pool", None),
+                 "bare": ("/pool/default_pool", None),
+                 "airflow": (f"{api}/pools/default_pool", None)},
+        "dag_runs": {"plugin": (f"{api}/dags/{dag_id}/dag_runs?limit=100", None),
+                     "bare": (f"/runs/{dag_id}", None),
+                     "airflow": (f"{api}/dags/{dag_id}/dag_runs", None)},
+        "trigger": {"plugin": (f"{api}/dags/{dag_id}/dag_runs", trigger),
+                    "bare": (f"/trigger/{dag_id}", trigger),
+                    "airflow": (f"{api}/dags/{dag_id}/dag_runs", trigger)},
+    }
 
 
 # ---------------------------------------------------------------------- growth
