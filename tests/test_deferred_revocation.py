@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -24,6 +25,7 @@ from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from api_plugin.store.tokens import _revoked_query
 from conftest import PREFIX
+from tests.test_trigger_write import _exchanges, _Traced
 
 SECRET = "s" * 64
 DATE = "2025-01-01T00:00:00+00:00"
@@ -166,9 +168,8 @@ def test_the_lookup_rides_with_the_first_query_on_postgresql(
     and one that does not (``/test``) makes it alone; SQLite always makes it alone.
 
     A trigger of a DAG triggered before reads nothing before its write (it writes from
-    the DAG's kept head, ``store/dag_head.py``), and a write never carries the lookup:
-    it is made alone, first, so the trigger is two round trips, as the head's read with
-    the lookup and then the write were."""
+    the DAG's kept head, ``store/dag_head.py``): its one statement carries the lookup as
+    its guard on PostgreSQL (``test_a_trigger_carries_the_lookup_as_its_guard``)."""
     _trigger(airflow3)
     api = client(airflow3)
     alone = lookups_alone(airflow3, monkeypatch)
@@ -181,10 +182,48 @@ def test_the_lookup_rides_with_the_first_query_on_postgresql(
     assert api.post(f"{PREFIX}/dags/etl_nightly/dag_runs",
                     json={"execution_date": "2025-02-01T00:00:00+00:00"},
                     headers=bearer(token)).status_code == 200
-    assert alone == ["a" * 32]
+    assert alone == ([] if rides else ["a" * 32])
     alone.clear()
     assert api.get(f"{PREFIX}/test", headers=bearer(token)).status_code == 200
     assert alone == ["a" * 32]
+
+
+def test_a_trigger_carries_the_lookup_as_its_guard(
+        airflow3: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A trigger of a DAG triggered before is one statement on PostgreSQL with psycopg 3,
+    the lookup in it: a revoked token is refused and writes nothing, a good one writes,
+    and neither makes the lookup on its own. Elsewhere the lookup is made alone, first,
+    with the same answers."""
+    first = _state(airflow3)
+    _trigger(airflow3)  # from here the DAG's head is kept
+    per_run = _state(airflow3)[1] - first[1]
+    api = client(airflow3)
+    alone = lookups_alone(airflow3, monkeypatch)
+    carried = airflow3.is_postgresql and airflow3.read_engine.dialect.driver == "psycopg"
+    trace = tmp_path / "trace"
+    if carried:
+        connect = airflow3.read_engine.raw_connection
+        monkeypatch.setattr(airflow3.read_engine, "raw_connection",
+                            lambda: _Traced(connect(), trace))
+    before = _state(airflow3)
+    revoked, good = uuid.uuid4().hex, uuid.uuid4().hex
+    revoke(airflow3, revoked)
+    path = f"{PREFIX}/dags/etl_nightly/dag_runs"
+    refused = api.post(path, json={"execution_date": "2025-03-01T00:00:00+00:00"},
+                       headers=bearer(mint(revoked)))
+    assert (refused.status_code, refused.get_json()) == (401, {"error": "Token has been revoked"})
+    assert _state(airflow3) == before
+    if carried:
+        assert _exchanges(trace) == [["WITH"]]
+        trace.write_text("")
+    allowed = api.post(path, json={"execution_date": "2025-03-01T00:00:00+00:00"},
+                       headers=bearer(mint(good)))
+    assert allowed.status_code == 200, allowed.get_data(as_text=True)
+    runs, instances, *_ = _state(airflow3)
+    assert (runs, instances) == (before[0] + 1, before[1] + per_run)
+    if carried:
+        assert _exchanges(trace) == [["WITH"]]
+    assert alone == ([] if carried else [revoked, good])
 
 
 @pytest.mark.parametrize("backends", ["airflow_jwt,deny_all", "airflow_jwt,password",

@@ -51,7 +51,7 @@ from api_plugin.store.boundary import (
 )
 from api_plugin.store.checkpoint import Checkpointer
 from api_plugin.store.dag_head import HEAD_DAG_ID, HEAD_SIGNATURE, unchanged_head_query
-from api_plugin.store.deferred import settle_pending
+from api_plugin.store.deferred import guarding, settle_pending
 from api_plugin.store.driver import driver_cursor, driver_transaction
 from api_plugin.store.engine import make_engine, make_read_engine
 from api_plugin.store.flavor import inspect_schema
@@ -201,12 +201,14 @@ class Store:
             yield conn
 
     @contextmanager
-    def _write_section(self) -> Iterator[None]:
+    def _write_section(self, settle: bool = True) -> Iterator[None]:
         """Around every write transaction: first the request's deferred read settled (a
-        revoked token is refused before anything is written: ``deferred.py``), the SQLite
-        writer lock, and after a commit (the block ended without an exception) a nudge to
-        the WAL checkpoint thread."""
-        settle_pending()
+        revoked token is refused before anything is written: ``deferred.py``; not when
+        the write carries that read as its guard), the SQLite writer lock, and after a
+        commit (the block ended without an exception) a nudge to the WAL checkpoint
+        thread."""
+        if settle:
+            settle_pending()
         with hold(self._writer_lock):
             yield
         if self._checkpointer is not None:
@@ -343,14 +345,22 @@ class Store:
         if self.engine.dialect.name == "postgresql":
             head = None if head_signature is None else {
                 HEAD_DAG_ID: dag_id, HEAD_SIGNATURE: head_signature}
+            # The request's pending revoked_token lookup goes with the write, as its guard.
+            guard = guarding(self.read_engine)
             whole = self._whole_trigger(
                 tuple(run_row), tuple(task_instance_rows[0]) if task_instance_rows else (),
-                tuple(audit_row) if audit_row else (), head is not None)
-            values = whole.values(run_row, clash, task_instance_rows, audit_row, head)
-            with self._write_section(), driver_cursor(self.read_engine, whole.sql) as cursor:
+                tuple(audit_row) if audit_row else (), head is not None,
+                None if guard is None else guard.prepared)
+            values = whole.values(run_row, clash, task_instance_rows, audit_row, head,
+                                  None if guard is None else guard.values)
+            with self._write_section(settle=guard is None), driver_cursor(
+                    self.read_engine, whole.sql) as cursor:
                 cursor.execute(whole.sql, values)
-                written, head_unchanged = cursor.fetchone()
-                return bool(written) if head_unchanged else None
+                written, head_unchanged, *guard_found = cursor.fetchone()
+            if guard is not None:
+                guard.found(bool(guard_found[0]))
+                guard.settle()  # its refusal raised here: the write wrote nothing then
+            return bool(written) if head_unchanged else None
         assert head_signature is None, "heads are kept on PostgreSQL only"
         run = self._insert("run", tuple(run_row))
         batches = [(self._insert("task_instances", tuple(rows[0]), len(rows)), flat_rows(rows))
@@ -381,13 +391,16 @@ class Store:
             keys if kind == "log" else ()))
 
     def _whole_trigger(self, run_keys: tuple[str, ...], ti_keys: tuple[str, ...],
-                       audit_keys: tuple[str, ...], checks_head: bool) -> WholeTrigger:
+                       audit_keys: tuple[str, ...], checks_head: bool,
+                       guard: Prepared | None = None) -> WholeTrigger:
         """PostgreSQL's one-statement write for rows with these keys (checking the DAG's
-        head or not), built once."""
+        head or not; carrying the pending read ``guard`` or not), built once."""
         return self._compiled(
-            ("whole", run_keys, ti_keys, audit_keys, checks_head), lambda: WholeTrigger(
+            ("whole", run_keys, ti_keys, audit_keys, checks_head,
+             None if guard is None else guard.sql), lambda: WholeTrigger(
                 self.read_engine, self.tables, self.has_log_template, run_keys, ti_keys,
-                audit_keys, unchanged_head_query(self.tables) if checks_head else None))
+                audit_keys, unchanged_head_query(self.tables) if checks_head else None,
+                guard))
 
     def _compiled(self, key: tuple[Any, ...], build: Callable[[], _Statement]) -> _Statement:
         """The trigger's statement under ``key``, built once; the most recently used

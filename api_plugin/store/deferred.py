@@ -17,6 +17,12 @@ What keeps this safe:
   (``auth/base.py``). The application's answer is then dropped unsent.
 - A read that fails, or a driver that cannot pipeline (psycopg2, SQLite), leaves the check
   unanswered, and it is then made on its own, exactly as before.
+- A write made of one statement (the trigger's on PostgreSQL) may instead carry a check
+  whose verdict refuses exactly when the read finds a row (``refuses_any_row``) as its
+  own guard: it writes only when ``NOT EXISTS (the read)``, and says whether the read
+  found one (``guarding``, ``found``). The verdict is then judged on that, before the
+  request goes on, so a refused check has written nothing there either, and the write
+  costs no round trip of the check's own.
 
 The pending read lives in a context variable, so it belongs to the thread (or task) that
 serves the request, and it is removed when the request is done.
@@ -40,16 +46,26 @@ class DeferredRead:
     when they refuse the request) once they are known."""
 
     def __init__(self, prepared: Prepared, values: dict[str, Any],
-                 verdict: Callable[[list[Any]], None]) -> None:
+                 verdict: Callable[[list[Any]], None], *,
+                 refuses_any_row: bool = False) -> None:
         self.prepared = prepared
         self.values = values
         self.verdict = verdict
+        #: Whether ``verdict`` refuses exactly when the read finds a row: then a write may
+        #: carry the read as its guard (``guarding``).
+        self.refuses_any_row = refuses_any_row
         #: The rows, once read (with the request's query, or on its own).
         self.rows: list[Any] | None = None
 
     def received(self, rows: list[Any]) -> None:
         """The rows came with another query."""
         self.rows = rows
+
+    def found(self, any_row: bool) -> None:
+        """A write that carried the read as its guard found a row (and so wrote nothing)
+        or none: all a ``refuses_any_row`` verdict looks at."""
+        assert self.refuses_any_row, "only such a read's verdict can be judged on this"
+        self.rows = [()] if any_row else []
 
     def settle(self) -> None:
         """Read the rows now unless a query brought them, then judge them."""
@@ -79,6 +95,13 @@ def riding_with(engine: Engine) -> DeferredRead | None:
     if read is None or read.rows is not None or read.prepared.engine is not engine:
         return None
     return read
+
+
+def guarding(engine: Engine) -> DeferredRead | None:
+    """The pending read still unanswered, for ``engine``, when a write may carry it as its
+    guard (its verdict refuses exactly when it finds a row)."""
+    read = riding_with(engine)
+    return read if read is not None and read.refuses_any_row else None
 
 
 def settle_pending() -> None:

@@ -75,7 +75,10 @@ class Prepared:
         cannot."""
         return self.engine.dialect.driver == "psycopg"
 
-    def _parameters(self, values: Mapping[str, Any]) -> Any:
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        """The driver's parameters for ``values``: the statement's own fixed values with
+        them, through the types' bind processors, by name (or in order, for a positional
+        driver)."""
         merged = {**self.literals, **values}
         for name, processor in self.bind_processors.items():
             if processor is not None and name in merged:
@@ -157,7 +160,7 @@ class Prepared:
         # with it, and leaves what psycopg 3 prepared on the connection in place.
         with driver_cursor(self.engine, self.sql, values, end="finish",
                            client_binding=True) as cursor:
-            cursor.execute(begin, self._parameters(values))
+            cursor.execute(begin, self.parameters(values))
             if self.engine.dialect.driver == "psycopg":
                 while cursor.nextset():  # psycopg 3 stops at each statement's result
                     pass
@@ -173,7 +176,7 @@ class Prepared:
                        values: Mapping[str, Any]) -> Generator[list[Any], None, None]:
         """``stream`` on a driver whose cursor fetches lazily by itself (SQLite)."""
         with driver_cursor(self.engine, self.sql, values, end="rollback") as cursor:
-            cursor.execute(self.sql, self._parameters(values))
+            cursor.execute(self.sql, self.parameters(values))
             yield from self._chunks(cursor, lambda size, _opening: list(cursor.fetchmany(size)),
                                     first or chunk, chunk)
 
@@ -197,7 +200,7 @@ class Prepared:
         if rider is not None and self.carries_riders:
             return self._fetch_with(rider, values)
         with driver_cursor(self.engine, self.sql, values) as cursor:
-            cursor.execute(self.sql, self._parameters(values))
+            cursor.execute(self.sql, self.parameters(values))
             rows = list(cursor.fetchall())
             self._learn_processors(cursor)
         return rows
@@ -213,8 +216,8 @@ class Prepared:
             rider_cursor = connection.cursor()
             try:
                 with connection.pipeline():
-                    rider_cursor.execute(other.sql, other._parameters(rider.values))
-                    cursor.execute(self.sql, self._parameters(values))
+                    rider_cursor.execute(other.sql, other.parameters(rider.values))
+                    cursor.execute(self.sql, self.parameters(values))
                 rider_rows = list(rider_cursor.fetchall())
                 other._learn_processors(rider_cursor)
             finally:
@@ -232,7 +235,7 @@ class Prepared:
     def finds_on(self, cursor: Any, **values: Any) -> bool:
         """Whether the query finds a row, run on ``cursor`` inside its caller's
         transaction (the store's raw write, inside the boundary)."""
-        cursor.execute(self.sql, self._parameters(values))
+        cursor.execute(self.sql, self.parameters(values))
         return cursor.fetchone() is not None
 
 

@@ -11,6 +11,8 @@ keys (``Store.insert_run`` runs them).
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -32,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
-from api_plugin.store.prepared import PreparedInsert
+from api_plugin.store.prepared import Prepared, PreparedInsert
 from api_plugin.store.tables import Tables
 
 #: The clash condition's parameters in the run INSERT (not columns of the row).
@@ -48,6 +50,11 @@ RUN_WAS_WRITTEN = f"EXISTS (SELECT FROM {WRITTEN_RUN})"
 #: ``WholeTrigger``'s name for the DAG's head, when the write checks it (one row when
 #: the head is the one the rows were built from).
 UNCHANGED_HEAD = "unchanged_head"
+#: ``WholeTrigger``'s name for the request's pending read it carries as its guard, and
+#: the prefix of that read's parameters there.
+GUARD, GUARD_PREFIX = "pending_check", "pending_check__"
+#: A named parameter in a compiled statement's text (psycopg's ``%(name)s``).
+_GUARD_PARAMETER = re.compile(r"%\((\w+)\)s")
 
 #: At most this many bound values in one statement: below SQLite's limit (32,766 since
 #: 3.32) and PostgreSQL's protocol limit (65,535); a larger DAG's task instances are
@@ -172,13 +179,16 @@ class ColumnarInsert:
 class WholeTrigger:
     """The trigger's write on PostgreSQL as one statement:
 
-        WITH [unchanged_head AS (SELECT 1 FROM dag ... WHERE <the head's signature>),]
+        WITH [pending_check AS (<the request's pending read>),]
+             [unchanged_head AS (SELECT 1 FROM dag ... WHERE <the head's signature>),]
              written_run AS (INSERT INTO dag_run ... WHERE NOT EXISTS (a clash)
-                             [AND EXISTS (SELECT FROM unchanged_head)] RETURNING 1),
+                             [AND EXISTS (SELECT FROM unchanged_head)]
+                             [AND NOT EXISTS (SELECT FROM pending_check)] RETURNING 1),
              tis AS (INSERT INTO task_instance ... SELECT * FROM unnest(...)
                      WHERE EXISTS (SELECT FROM written_run)),
              audit AS (INSERT INTO log ... SELECT ... WHERE EXISTS (...))
         SELECT (SELECT count(*) FROM written_run), <1, or the head's row count>
+               [, EXISTS (SELECT FROM pending_check)]
 
     Sent on an autocommit connection, it is its own transaction: one round trip with
     either driver, where BEGIN, three INSERTs and COMMIT took two (psycopg 3's
@@ -194,19 +204,34 @@ class WholeTrigger:
     DAG are written only while the DAG's head is still that one (``dag_head.py``); the
     second count is then 0 when it is not, and nothing was written.
 
+    With ``guard`` (the request's pending ``revoked_token`` lookup, ``deferred.py``), the
+    write carries that read: nothing is written when it finds a row, and the third column
+    says whether it did, so the lookup costs no round trip of its own.
+
     The run's and the audit row's parameters are processed as ``PreparedInsert``'s, the
     task instances' as ``ColumnarInsert``'s; the text is built once per set of keys.
     """
 
     def __init__(self, engine: Any, t: Tables, has_log_template: bool,
                  run_keys: tuple[str, ...], ti_keys: tuple[str, ...],
-                 audit_keys: tuple[str, ...], head: Select[Any] | None = None) -> None:
+                 audit_keys: tuple[str, ...], head: Select[Any] | None = None,
+                 guard: Prepared | None = None) -> None:
         assert not engine.dialect.positional, "PostgreSQL's drivers take named parameters"
-        condition: ColumnElement[bool] | None = None if head is None else literal_column(
-            f"EXISTS (SELECT FROM {UNCHANGED_HEAD})")
+        conditions = ([] if head is None else [f"EXISTS (SELECT FROM {UNCHANGED_HEAD})"]) + (
+            [] if guard is None else [f"NOT EXISTS (SELECT FROM {GUARD})"])
+        condition: ColumnElement[bool] | None = (
+            literal_column(" AND ".join(conditions)) if conditions else None)
         self.run = PreparedInsert(engine, run_insert(t, has_log_template, run_keys, condition)
                                   .returning(literal_column("1")), ())
         parts = [f"{WRITTEN_RUN} AS ({self.run.sql})"]
+        #: The request's pending read this write carries as its guard (``deferred.py``).
+        self.guard = guard
+        guard_found = ""
+        if guard is not None:
+            renamed = _GUARD_PARAMETER.sub(rf"%({GUARD_PREFIX}\1)s", guard.sql)
+            assert GUARD_PREFIX not in self.run.sql
+            parts.insert(0, f"{GUARD} AS ({renamed})")
+            guard_found = f", EXISTS (SELECT FROM {GUARD})"
         head_count = "1"
         #: The head query's own fixed values (3.x's newest-version subquery's LIMIT).
         self.head_values: dict[str, Any] = {}
@@ -232,14 +257,19 @@ class WholeTrigger:
                 include_defaults=False), ())
             parts.append(f"audit AS ({self.audit.sql})")
         self.sql = (f"WITH {', '.join(parts)} "
-                    f"SELECT (SELECT count(*) FROM {WRITTEN_RUN}), {head_count}")
+                    f"SELECT (SELECT count(*) FROM {WRITTEN_RUN}), {head_count}{guard_found}")
 
     def values(self, run_row: dict[str, Any], clash: dict[str, Any],
                ti_rows: list[dict[str, Any]], audit_row: dict[str, Any] | None,
-               head: dict[str, Any] | None = None) -> dict[str, Any]:
+               head: dict[str, Any] | None = None,
+               guard: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The statement's parameters for these rows (and the head's, when it checks
-        one)."""
+        one; and the guard's read's, when it carries one)."""
         values: dict[str, Any] = self.run.parameters({**run_row, **clash})
+        if self.guard is not None:
+            assert guard is not None, "a guarded write needs its read's values"
+            values.update({GUARD_PREFIX + name: value for name, value
+                           in self.guard.parameters(guard).items()})
         if head is not None:
             values.update(self.head_values)
             values.update(head)

@@ -49,9 +49,11 @@ class RevocationCheck:
         return self.query.first(jti=jti) is not None
 
     def later(self, jti: str, verdict: Callable[[list[Any]], None]) -> DeferredRead | None:
+        """``verdict`` judges the token's row: any row refuses it, none lets it through
+        (so a one-statement write may carry the lookup as its guard)."""
         if not self.query.carries_riders:
             return None
-        return DeferredRead(self.query, {"jti": jti}, verdict)
+        return DeferredRead(self.query, {"jti": jti}, verdict, refuses_any_row=True)
 
 
 def revoked_token_check(store: Store) -> RevocationCheck | None:
