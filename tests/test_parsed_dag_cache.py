@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-import api_plugin.store
 from api_plugin.cli.dagfiles import load_dags
 from api_plugin.store.serialized import DagSpec, TaskSpec
 from conftest import ApiHarness
@@ -26,7 +25,7 @@ def test_parsed_dags_are_bounded(api: ApiHarness, tmp_path: Path,
             f"dag_id: {dag_id}\nschedule: '@daily'\nstart_date: 2024-01-01\n"
             "tasks:\n  - {task_id: only, operator: BashOperator, bash_command: echo hi}\n")
     load_dags(api.store, folder)
-    monkeypatch.setattr(api_plugin.store, "MAX_PARSED_DAGS", 3)
+    monkeypatch.setattr(api.store._dags, "size", 3)
     first = [api.get(f"/dags/{dag_id}/tasks/only") for dag_id in DAGS]
     assert [answer.status_code for answer in first] == [200] * len(DAGS)
     assert len(api.store._dags) == 3

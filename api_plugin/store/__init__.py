@@ -116,7 +116,7 @@ class Store:
         self.flavor = flavor
         self.tables: Tables = flavor.build_tables(schema)
         self.schema = schema
-        self._dags: dict[str, DagSpec] = {}
+        self._dags: BoundedMap[DagSpec] = BoundedMap(MAX_PARSED_DAGS)
         self._prepared: dict[QueryBuilder, Prepared] = {}
         #: The trigger's compiled statements by kind and keys, most recently used last.
         self._prepared_inserts: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
@@ -133,7 +133,6 @@ class Store:
         self.short_lists: BoundedMap[bool] = BoundedMap(MAX_PARSED_DAGS)
         self._monitor: tuple[int, sqlite3.Connection] | None = None
         self._monitor_lock = threading.Lock()
-        self._dags_lock = threading.Lock()
         url = engine.url
         self._writer_lock = (
             writer_lock_for(url.database) if url.get_backend_name() == "sqlite" else None
@@ -463,11 +462,7 @@ class Store:
             # no definition, like one Airflow has not serialized.
             log.warning("serialized DAG %s is unreadable: %s", dag_id, exc)
             return None
-        with self._dags_lock:
-            self._dags.pop(dag_id, None)
-            while len(self._dags) >= MAX_PARSED_DAGS:  # the longest kept goes first
-                self._dags.pop(next(iter(self._dags)))
-            self._dags[dag_id] = spec
+        self._dags.put(dag_id, spec)  # the longest kept goes first past the bound
         return spec
 
     def dispose(self) -> None:
