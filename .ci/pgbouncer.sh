@@ -19,9 +19,9 @@
 # would hold a worker through a whole outage), and after a failed login PgBouncer tries
 # the server again after server_login_retry (default 15 s, refusing every client
 # meanwhile).
-PGB_PORT=${PGB_PORT:-56432}
+PGB_PORT=${PGB_PORT:-16432}
 PGB_DIR=${PGB_DIR:-/tmp/api_plugin_pgbouncer}
-PGB_PREPARED_PORT=${PGB_PREPARED_PORT:-56433}
+PGB_PREPARED_PORT=${PGB_PREPARED_PORT:-16433}
 PGB_PREPARED_DIR=${PGB_PREPARED_DIR:-/tmp/api_plugin_pgbouncer_prepared}
 PGB_SOURCE_SUITE=${PGB_SOURCE_SUITE:-trixie}
 PGB_BUILD_DIR=${PGB_BUILD_DIR:-/opt/api_plugin_pgbouncer}

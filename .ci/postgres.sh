@@ -2,7 +2,9 @@
 # Exports API_PLUGIN_TEST_PG_URL for the postgres test environment, and
 # API_PLUGIN_TEST_PG_CTL, a command that takes `stop` or `start`, for the fault tests
 # that stop the server under load and start it again.
-PG_PORT=${PG_PORT:-55432}
+# The ports here and in pgbouncer.sh lie below Linux's ephemeral range (32768-60999):
+# a port in it may be some client socket's local port at the moment a server binds.
+PG_PORT=${PG_PORT:-15432}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 PG_DATA=${PG_DATA:-/tmp/api_plugin_pg}
 

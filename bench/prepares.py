@@ -7,7 +7,7 @@ URL turns that off. This measures the endpoints in-process, one client, the same
 with the default and with preparing off, in alternating rounds so both arms share the
 machine's drift, and prints the time per request and the ratio.
 
-    python bench/prepares.py [--url postgresql+psycopg://postgres@127.0.0.1:55432/postgres]
+    python bench/prepares.py [--url postgresql+psycopg://postgres@127.0.0.1:15432/postgres]
                              [--rounds 7] [--requests 300] [--runs 1000]
 
 ``--url`` (default ``API_PLUGIN_TEST_PG_URL``) names a server on which a scratch database
