@@ -25,7 +25,7 @@ from api_plugin.settings.config import Config
 from api_plugin.store import Store
 from api_plugin.store.tokens import _revoked_query
 from conftest import PREFIX
-from tests.test_trigger_write import _exchanges, _Traced
+from tests.test_trigger_write import _exchanges, trace_round_trips
 
 SECRET = "s" * 64
 DATE = "2025-01-01T00:00:00+00:00"
@@ -202,9 +202,7 @@ def test_a_trigger_carries_the_lookup_as_its_guard(
     carried = airflow3.is_postgresql and airflow3.read_engine.dialect.driver == "psycopg"
     trace = tmp_path / "trace"
     if carried:
-        connect = airflow3.read_engine.raw_connection
-        monkeypatch.setattr(airflow3.read_engine, "raw_connection",
-                            lambda: _Traced(connect(), trace))
+        trace_round_trips(airflow3, monkeypatch, trace)
     before = _state(airflow3)
     revoked, good = uuid.uuid4().hex, uuid.uuid4().hex
     revoke(airflow3, revoked)

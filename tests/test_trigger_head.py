@@ -17,7 +17,7 @@ from api_plugin.store.tables import AIRFLOW2, AIRFLOW3
 from conftest import ApiHarness
 from tests.test_airflow3 import REFUSALS
 from tests.test_endpoints import error, ok, trigger
-from tests.test_trigger_write import _exchanges, _Traced
+from tests.test_trigger_write import _exchanges, trace_round_trips
 
 #: These tests are about PostgreSQL's write: the ``api`` fixture on PostgreSQL only.
 on_postgresql = pytest.mark.parametrize("backend", ["postgresql"])
@@ -30,13 +30,6 @@ def _run_count(api: ApiHarness) -> int:
                                 .where(t.dag_run.c.dag_id == "example_etl")).scalar_one())
 
 
-def _trace(api: ApiHarness, monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
-    """Trace the protocol of every connection the store's reads and writes take."""
-    pool = api.store.read_engine
-    connect = pool.raw_connection
-    monkeypatch.setattr(pool, "raw_connection", lambda: _Traced(connect(), path))
-
-
 @on_postgresql
 def test_a_dag_triggered_before_is_triggered_in_one_round_trip(
         api: ApiHarness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -44,7 +37,7 @@ def test_a_dag_triggered_before_is_triggered_in_one_round_trip(
     clash is the same one statement."""
     assert api.store.read_engine.dialect.driver == "psycopg", "the postgres env's default"
     trace = tmp_path / "trace"
-    _trace(api, monkeypatch, trace)
+    trace_round_trips(api.store, monkeypatch, trace)
     ok(trigger(api, execution_date="2025-03-01T00:00:00+00:00"))
     assert _exchanges(trace) == [["SELECT"], ["WITH"]]
     trace.write_text("")

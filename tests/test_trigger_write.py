@@ -336,6 +336,14 @@ class _Traced:
         self._raw.close()
 
 
+def trace_round_trips(store: Store, monkeypatch: pytest.MonkeyPatch, path: Any) -> None:
+    """Trace into ``path`` the protocol of every connection ``store``'s reads and writes
+    take from its read pool (``_exchanges`` reads it)."""
+    pool = store.read_engine
+    connect = pool.raw_connection
+    monkeypatch.setattr(pool, "raw_connection", lambda: _Traced(connect(), path))
+
+
 def _exchanges(path: Any) -> list[list[str]]:
     """The traced frontend messages that carried a statement, grouped by the server's
     ReadyForQuery that answered them."""
@@ -361,9 +369,7 @@ def test_on_postgresql_the_write_is_one_statement_and_one_round_trip(
     is the same one statement, which then wrote nothing."""
     assert pg_store.read_engine.dialect.driver == "psycopg", "the postgres env's default"
     trace = tmp_path / "trace"
-    pool = pg_store.read_engine
-    connect = pool.raw_connection
-    monkeypatch.setattr(pool, "raw_connection", lambda: _Traced(connect(), trace))
+    trace_round_trips(pg_store, monkeypatch, trace)
     assert pg_store.insert_run(*_rows("two5"), None, **_clash("two5"))
     assert _exchanges(trace) == [["WITH"]]
     trace.write_text("")
