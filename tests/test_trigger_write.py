@@ -6,6 +6,8 @@ answer, another's a clash, none a reason to write once more."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -383,10 +385,11 @@ def test_on_postgresql_the_write_is_one_statement_and_one_round_trip(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
-def test_array_text_reads_back_as_the_values(driver: str) -> None:
-    """The task instances' columns go as array text (``run_writes.array_literal``): read
-    back through the casts of the statement, with either driver, every value is what
-    was sent, quotes, backslashes, braces, a "NULL" string and unicode included."""
+def test_json_rows_read_back_as_the_values(driver: str) -> None:
+    """The task instances' rows go as one JSON text (``run_writes.json_value``): read
+    back through ``json_populate_recordset`` into columns of each kind, with either
+    driver, every value is what was sent: quotes, backslashes, braces, a "NULL" string,
+    unicode, bytes, decimals and floats that are not finite included."""
     import uuid
     from decimal import Decimal
 
@@ -394,7 +397,7 @@ def test_array_text_reads_back_as_the_values(driver: str) -> None:
 
     assert PG_URL, "API_PLUGIN_TEST_PG_URL unset: see .ci/postgres.sh"
     columns: dict[str, tuple[str, list[Any]]] = {
-        "VARCHAR(250)": ("s", ['a"b\\c', None, "NULL", "{,} ünï ✓", "", " spaced "]),
+        "VARCHAR(250)": ("s", ['a"b\\c', None, "NULL", "{,} ünï ✓ 😀", "", " spaced\n"]),
         "INTEGER": ("i", [1, None, -3, 0, 2**31 - 1, 7]),
         "TIMESTAMP WITH TIME ZONE": ("t", [
             datetime(2026, 1, 1, tzinfo=UTC), None,
@@ -402,30 +405,41 @@ def test_array_text_reads_back_as_the_values(driver: str) -> None:
             datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), None]),
         "BYTEA": ("b", [b"\x00\xff\\\"", None, b"", b"plain", None, b"\x80"]),
         "BOOLEAN": ("o", [True, False, None, True, False, None]),
-        "DOUBLE PRECISION": ("f", [1.5, None, -0.0, 1e300, 3.0, 0.1]),
+        "DOUBLE PRECISION": ("f", [1.5, None, -0.0, 1e300, float("inf"), float("-inf")]),
+        "NUMERIC": ("n", [Decimal("1.5"), None, Decimal("-0.001"), Decimal(10) ** 30,
+                          Decimal(0), None]),
         "UUID": ("u", [uuid.UUID(int=1), None, uuid.uuid4(), uuid.UUID(int=0), None,
                        uuid.UUID(int=2**128 - 1)]),
     }
-    texts = {name: run_writes.array_literal(values) for _, (name, values) in columns.items()}
-    assert all(text is not None for text in texts.values())
-    sql = "SELECT * FROM unnest({})".format(", ".join(
-        f"CAST(%({name})s AS {kind}[])" for kind, (name, _) in columns.items()))
+    names = [name for name, _ in columns.values()]
+    sent = list(zip(*(values for _, values in columns.values()), strict=True))
+    rows = "[" + ",".join(
+        "{" + ",".join(f'"{name}":{run_writes.json_value(value)}'
+                       for name, value in zip(names, row, strict=True)) + "}"
+        for row in sent) + "]"
+    with pytest.raises(TypeError, match="no JSON form"):
+        run_writes.json_value(object())
+    read = "SELECT {} FROM json_populate_recordset(NULL::kinds, CAST(%(rows)s AS JSON))"
     engine = create_engine(make_url(PG_URL).set(drivername=f"postgresql+{driver}"))
     try:
         raw = engine.raw_connection()
         try:
             cursor = raw.cursor()
-            cursor.execute(sql, texts)
+            cursor.execute("CREATE TEMPORARY TABLE kinds ({}, nan DOUBLE PRECISION)".format(
+                ", ".join(f"{name} {kind}" for kind, (name, _) in columns.items())))
+            cursor.execute(read.format(", ".join(names)), {"rows": rows})
             got = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
                    for row in cursor.fetchall()]
+            cursor.execute(read.format("nan"),
+                           {"rows": f'[{{"nan":{run_writes.json_value(float("nan"))}}}]'})
+            (nan,) = cursor.fetchone()
         finally:
+            raw.rollback()
             raw.close()
     finally:
         engine.dispose()
-    sent = list(zip(*(values for _, values in columns.values()), strict=True))
     assert got == sent
-    assert run_writes.array_literal([Decimal("1.5")]) is None  # the driver's list then
-    assert run_writes.array_literal([float("inf")]) is None
+    assert math.isnan(nan)
 
 
 def test_task_instance_templates_are_made_once_per_dag_version(
@@ -460,27 +474,30 @@ def test_task_instance_templates_are_made_once_per_dag_version(
     assert differ == per_run & set(first)
 
 
-def test_a_columns_array_text_is_reused_only_for_the_same_values() -> None:
-    """``ColumnarInsert`` keeps each column's last values with their text: equal values
-    (the columns that follow from the DAG's definition) get the kept text, any change
-    its own, whichever column it is in and in whichever order calls come."""
+def test_a_columns_json_text_is_reused_only_for_the_same_values() -> None:
+    """``RecordsetInsert`` keeps each column's last values with their JSON texts: equal
+    values (the columns that follow from the DAG's definition) reuse the kept texts, any
+    change gets its own, whichever column it is in and in whichever order calls come."""
     from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 
     from api_plugin.flavors import flavor_named
 
-    statement = run_writes.ColumnarInsert(pg_psycopg.dialect(),
-                                          flavor_named(AIRFLOW2).build_tables(),
-                                          ("task_id", "try_number", "run_id"))
+    statement = run_writes.RecordsetInsert(pg_psycopg.dialect(),
+                                           flavor_named(AIRFLOW2).build_tables(),
+                                           ("task_id", "try_number", "run_id"))
 
     def rows(tasks: list[str], run_id: str) -> list[dict[str, Any]]:
         return [{"task_id": task, "try_number": 0, "run_id": run_id} for task in tasks]
 
+    def sent(values: dict[str, Any]) -> Any:
+        assert list(values) == [run_writes.RecordsetInsert.PARAMETER]
+        return json.loads(values[run_writes.RecordsetInsert.PARAMETER])
+
     first = statement.values(rows(["a", "b"], "r1"))
-    assert first == {"c0": '{"a","b"}', "c1": "{0,0}", "c2": '{"r1","r1"}'}
-    second = statement.values(rows(["a", "b"], "r2"))
-    assert second == {"c0": '{"a","b"}', "c1": "{0,0}", "c2": '{"r2","r2"}'}
-    assert second["c0"] is first["c0"]  # kept, not written again
-    assert statement.values(rows(["a", "c"], "r2"))["c0"] == '{"a","c"}'
-    assert statement.values(rows(["a"], "r2")) == {"c0": '{"a"}', "c1": "{0}",
-                                                   "c2": '{"r2"}'}
+    assert sent(first) == rows(["a", "b"], "r1")
+    kept = statement._last["task_id"][1]
+    assert sent(statement.values(rows(["a", "b"], "r2"))) == rows(["a", "b"], "r2")
+    assert statement._last["task_id"][1] is kept  # kept, not written again
+    assert sent(statement.values(rows(["a", "c"], "r2"))) == rows(["a", "c"], "r2")
+    assert sent(statement.values(rows(["a"], "r2"))) == rows(["a"], "r2")
     assert statement.values(rows(["a", "b"], "r1")) == first
