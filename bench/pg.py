@@ -306,7 +306,8 @@ def runs_before_triggers(url: str, dag_id: str, round_number: int) -> None:
 
 
 def _filled_before_trigger(url: str, dag_id: str, round_number: int, endpoint: str) -> None:
-    """``side_by_side``'s ``before`` in ``tables``: the filler runs before the triggers."""
+    """Called before each endpoint of a round of ``tables`` (``side_by_side``'s
+    ``before``) and ``ceiling``: the filler runs, before the triggers only."""
     if endpoint == "trigger":
         runs_before_triggers(url, dag_id, round_number)
 
@@ -419,8 +420,7 @@ def ceiling(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         measured: dict[tuple[str, str], list[Result]] = {}
         for number in range(args.rounds):
             for endpoint, servers in plan.items():
-                if endpoint == "trigger":
-                    runs_before_triggers(url, DAG_ID, number)
+                _filled_before_trigger(url, DAG_ID, number, endpoint)
                 for server, (port, path, script) in servers.items():
                     measured.setdefault((endpoint, server), []).append(
                         wrk(f"http://127.0.0.1:{port}{path}", args.seconds,
