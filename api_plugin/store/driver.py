@@ -163,14 +163,9 @@ def driver_transaction(engine: Engine, begin: str = "BEGIN") -> Iterator[Any]:
 
 
 def _abort(raw: Any, cursor: Any, dbapi_error: type[Exception]) -> None:
-    """Send ROLLBACK on the write's own cursor; a connection that cannot end its
-    transaction is invalidated, never pooled inside it."""
-    try:
-        if cursor is None:
-            return
-        cursor.execute("ROLLBACK")
-    except dbapi_error as exc:
-        raw.invalidate(exc)
+    """Send ROLLBACK on the write's own cursor (see ``_send_end``)."""
+    if cursor is not None:
+        _send_end(raw, cursor, "ROLLBACK", dbapi_error)
 
 
 def _end_transaction(engine: Engine, raw: Any, dbapi_error: type[Exception],
@@ -183,9 +178,20 @@ def _end_transaction(engine: Engine, raw: Any, dbapi_error: type[Exception],
         return
     try:
         cursor = raw.dbapi_connection.cursor()
-        try:
-            cursor.execute(statement)
-        finally:
+    except dbapi_error as exc:
+        raw.invalidate(exc)
+        return
+    try:
+        _send_end(raw, cursor, statement, dbapi_error)
+    finally:
+        with suppress(dbapi_error):
             cursor.close()
+
+
+def _send_end(raw: Any, cursor: Any, statement: str, dbapi_error: type[Exception]) -> None:
+    """Send ``statement`` (COMMIT or ROLLBACK) on ``cursor``; a connection that cannot
+    end its transaction is invalidated, never pooled inside it."""
+    try:
+        cursor.execute(statement)
     except dbapi_error as exc:
         raw.invalidate(exc)
