@@ -1,7 +1,7 @@
 """``airflow_jwt``'s ``revoked_token`` lookup sent with the request's first query
-(``store/deferred.py``): on PostgreSQL with psycopg 3 it costs no round trip of its own,
-and a revoked token is still refused on every kind of request, before anything is
-written or sent. On SQLite the lookup is made on its own, first, as before: every test
+(``store/deferred.py``): on PostgreSQL (psycopg 3 and psycopg2) it costs no round trip of
+its own, and a revoked token is still refused on every kind of request, before anything
+is written or sent. On SQLite the lookup is made on its own, first, as before: every test
 here runs on both and expects the same answers.
 """
 
@@ -16,14 +16,19 @@ from typing import Any
 
 import jwt
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Integer, Select, String, bindparam, cast, func, select, text
 from werkzeug.test import Client
 
 from api_plugin.auth.base import Authenticated, AuthMiddleware, Denied
+from api_plugin.errors import Unauthorized
 from api_plugin.serving.mount import build_api, json_not_found, mount_into
 from api_plugin.settings.config import Config
 from api_plugin.store import Store
-from api_plugin.store.tokens import _revoked_query
+from api_plugin.store.boundary import DatabaseFailure
+from api_plugin.store.deferred import deferred
+from api_plugin.store.prepared import REFUSAL
+from api_plugin.store.tables import Tables
+from api_plugin.store.tokens import _revoked_query, revoked_token_check
 from conftest import PREFIX
 from tests.test_trigger_write import _exchanges, trace_round_trips
 
@@ -69,6 +74,61 @@ def lookups_alone(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(query, "all", counted)
     return seen
+
+
+class Messages:
+    """The statements (their first word) ``store``'s read pool sends from here on, one
+    list per exchange with the server: psycopg 3's read from libpq's protocol trace
+    (``test_trigger_write``), psycopg2's from the text of each ``execute``, which is one
+    message and one wait for its answer (psycopg2 has no pipeline)."""
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+        self.path = path
+        self.psycopg2: list[list[str]] | None = None
+        if store.read_engine.dialect.driver == "psycopg":
+            trace_round_trips(store, monkeypatch, path)
+            return
+        sent = self.psycopg2 = []
+        pool = store.read_engine
+        connect = pool.raw_connection
+        monkeypatch.setattr(pool, "raw_connection", lambda: _Recorded(connect(), sent))
+
+    def exchanges(self) -> list[list[str]]:
+        if self.psycopg2 is not None:
+            return list(self.psycopg2)
+        return _exchanges(self.path) if self.path.exists() else []
+
+    def clear(self) -> None:
+        if self.psycopg2 is not None:
+            self.psycopg2.clear()
+        elif self.path.exists():
+            self.path.write_text("")
+
+
+class _Recorded:
+    """A pooled psycopg2 connection whose cursors note the statements of each message."""
+
+    def __init__(self, raw: Any, sent: list[list[str]]) -> None:
+        self._raw, self._sent = raw, sent
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return _RecordingCursor(self._raw.cursor(*args, **kwargs), self._sent)
+
+
+class _RecordingCursor:
+    def __init__(self, cursor: Any, sent: list[list[str]]) -> None:
+        self._cursor, self._sent = cursor, sent
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def execute(self, sql: str | bytes, *args: Any) -> Any:
+        text = sql.decode() if isinstance(sql, bytes) else sql
+        self._sent.append([part.split()[0] for part in text.split(";") if part.strip()])
+        return self._cursor.execute(sql, *args)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -163,9 +223,10 @@ def test_a_revoked_token_writes_nothing(airflow3: Store, method: str, path: str,
 
 
 def test_the_lookup_rides_with_the_first_query_on_postgresql(
-        airflow3: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """psycopg 3 on PostgreSQL: a request that queries sends the lookup with its query,
-    and one that does not (``/test``) makes it alone; SQLite always makes it alone.
+        airflow3: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On PostgreSQL (both drivers) a request that queries sends the lookup in the same
+    message as its query, and one that does not (``/test``) makes it alone; SQLite always
+    makes it alone.
 
     A trigger of a DAG triggered before reads nothing before its write (it writes from
     the DAG's kept head, ``store/dag_head.py``): its one statement carries the lookup as
@@ -173,10 +234,14 @@ def test_the_lookup_rides_with_the_first_query_on_postgresql(
     _trigger(airflow3)
     api = client(airflow3)
     alone = lookups_alone(airflow3, monkeypatch)
+    rides = airflow3.is_postgresql
+    messages = Messages(airflow3, monkeypatch, tmp_path / "trace") if rides else None
     token = mint("a" * 32)
     for path in (f"{RUN}/tasks/extract", f"{PREFIX}/pools", RUN):
         assert api.get(path, headers=bearer(token)).status_code == 200
-    rides = airflow3.is_postgresql and airflow3.read_engine.dialect.driver == "psycopg"
+        if messages is not None:  # the lookup, then the request's one query
+            assert messages.exchanges() == [["SELECT", "SELECT"]], path
+            messages.clear()
     assert alone == ([] if rides else ["a" * 32] * 3)
     alone.clear()
     assert api.post(f"{PREFIX}/dags/etl_nightly/dag_runs",
@@ -188,9 +253,35 @@ def test_the_lookup_rides_with_the_first_query_on_postgresql(
     assert alone == ["a" * 32]
 
 
+def test_a_revoked_token_stops_the_query_it_rides_with(
+        airflow3: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A revoked token's lookup finds its row in the message it shares with the
+    request's query: refused with the same answer as when the lookup is made alone, in
+    that one exchange, and the connection serves the next request as before."""
+    _trigger(airflow3)
+    api = client(airflow3)
+    alone = lookups_alone(airflow3, monkeypatch)
+    messages = Messages(airflow3, monkeypatch, tmp_path / "trace") \
+        if airflow3.is_postgresql else None
+    jti = uuid.uuid4().hex
+    revoke(airflow3, jti)
+    for path in (f"{RUN}/tasks/extract", f"{PREFIX}/pools/default_pool", RUN):
+        refused = api.get(path, headers=bearer(mint(jti)))
+        assert (refused.status_code, refused.get_json()) == (
+            401, {"error": "Token has been revoked"}), path
+        if messages is not None:
+            assert messages.exchanges() == [["SELECT", "SELECT"]], path
+            messages.clear()
+        assert api.get(path, headers=bearer(mint(uuid.uuid4().hex))).status_code == 200
+        if messages is not None:
+            messages.clear()
+    if airflow3.is_postgresql:
+        assert alone == []
+
+
 def test_a_trigger_carries_the_lookup_as_its_guard(
         airflow3: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A trigger of a DAG triggered before is one statement on PostgreSQL with psycopg 3,
+    """A trigger of a DAG triggered before is one statement on PostgreSQL (both drivers),
     the lookup in it: a revoked token is refused and writes nothing, a good one writes,
     and neither makes the lookup on its own. Elsewhere the lookup is made alone, first,
     with the same answers."""
@@ -199,10 +290,8 @@ def test_a_trigger_carries_the_lookup_as_its_guard(
     per_run = _state(airflow3)[1] - first[1]
     api = client(airflow3)
     alone = lookups_alone(airflow3, monkeypatch)
-    carried = airflow3.is_postgresql and airflow3.read_engine.dialect.driver == "psycopg"
-    trace = tmp_path / "trace"
-    if carried:
-        trace_round_trips(airflow3, monkeypatch, trace)
+    carried = airflow3.is_postgresql
+    messages = Messages(airflow3, monkeypatch, tmp_path / "trace") if carried else None
     before = _state(airflow3)
     revoked, good = uuid.uuid4().hex, uuid.uuid4().hex
     revoke(airflow3, revoked)
@@ -211,17 +300,57 @@ def test_a_trigger_carries_the_lookup_as_its_guard(
                        headers=bearer(mint(revoked)))
     assert (refused.status_code, refused.get_json()) == (401, {"error": "Token has been revoked"})
     assert _state(airflow3) == before
-    if carried:
-        assert _exchanges(trace) == [["WITH"]]
-        trace.write_text("")
+    if messages is not None:
+        assert messages.exchanges() == [["WITH"]]
+        messages.clear()
     allowed = api.post(path, json={"execution_date": "2025-03-01T00:00:00+00:00"},
                        headers=bearer(mint(good)))
     assert allowed.status_code == 200, allowed.get_data(as_text=True)
     runs, instances, *_ = _state(airflow3)
     assert (runs, instances) == (before[0] + 1, before[1] + per_run)
-    if carried:
-        assert _exchanges(trace) == [["WITH"]]
+    if messages is not None:
+        assert messages.exchanges() == [["WITH"]]
     assert alone == ([] if carried else [revoked, good])
+
+
+def _cast_to_integer(_tables: Tables) -> Select[Any]:
+    """A query that fails as the refusing guard does (a text cast to integer), on a
+    value the caller sends."""
+    return select(cast(bindparam("text", type_=String), Integer).label("n"))
+
+
+@pytest.mark.postgres
+def test_only_the_guards_own_failure_refuses(
+        make_seeded_store: Callable[[str, str], Store]) -> None:
+    """A query whose own failure looks like the guard's (the same error, a text naming
+    the guard's words without this process's number) fails as a query, and leaves the
+    lookup it carried unanswered, to be read alone; the guard refuses only on its row."""
+    store = make_seeded_store("airflow3", "postgresql")
+    check = revoked_token_check(store)
+    assert check is not None
+    query = store.prepared(_cast_to_integer)
+    lookalike = REFUSAL.rsplit(" ", 1)[0] + " 1"
+
+    def verdict(rows: list[Any]) -> None:
+        if rows:
+            raise Unauthorized("revoked")
+
+    read = check.later(uuid.uuid4().hex, verdict)
+    assert read is not None
+    with deferred(read), pytest.raises(DatabaseFailure):
+        query.all(text=lookalike)
+    assert read.rows is None
+    with deferred(read):
+        assert [row.n for row in query.all(text="7")] == [7]
+    assert read.rows == []
+    jti = uuid.uuid4().hex
+    revoke(store, jti)
+    read = check.later(jti, verdict)
+    assert read is not None
+    with deferred(read), pytest.raises(Unauthorized):
+        query.all(text="7")  # psycopg2 refuses here, with the guard's failure
+        read.settle()  # psycopg 3 brought the row with the query's
+    assert read.rows
 
 
 @pytest.mark.parametrize("backends", ["airflow_jwt,deny_all", "airflow_jwt,password",

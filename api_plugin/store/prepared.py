@@ -15,8 +15,10 @@ module-level function of the store's ``Tables``, which is what names the query.
 
 from __future__ import annotations
 
+import secrets
 from collections import namedtuple
 from collections.abc import Callable, Generator, Mapping
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -32,6 +34,17 @@ Processor = Callable[[Any], Any] | None
 #: The name of a streamed list's cursor on the server: it lives in its own transaction,
 #: so one name serves every stream.
 STREAM_CURSOR = "api_plugin_stream"
+
+#: What a refusing guard's failure names (``Prepared.refusing_guard``), with a number
+#: drawn for this process, so that no other failure (a value a client sent, cast by a
+#: query) is taken for one.
+REFUSAL = f"api_plugin refused {secrets.token_hex(8)}"
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """Whether the driver's ``exc`` is a refusing guard's failure (SQLSTATE 22P02,
+    invalid text for the type, naming ``REFUSAL``)."""
+    return getattr(exc, "pgcode", None) == "22P02" and REFUSAL in str(exc)
 
 
 class Prepared:
@@ -71,9 +84,19 @@ class Prepared:
     @property
     def carries_riders(self) -> bool:
         """Whether this query can take the request's deferred read along in its own
-        message (``_fetch_with``): psycopg 3's pipeline mode can; psycopg2 and SQLite
-        cannot."""
-        return self.engine.dialect.driver == "psycopg"
+        message: psycopg 3 any read, in its pipeline mode (``_fetch_with``); psycopg2 a
+        read whose verdict refuses any row, as a guard that fails the message
+        (``_fetch_guarded``); SQLite none."""
+        return self.engine.dialect.driver in ("psycopg", "psycopg2")
+
+    @cached_property
+    def refusing_guard(self) -> str:
+        """This query as a statement that fails when it finds a row and answers nothing
+        otherwise (``_fetch_guarded``). The failure is a cast of a text naming
+        ``REFUSAL`` to integer: it depends on the rows, so PostgreSQL cannot fold it into
+        a constant (and fail it on every run) when it plans the statement."""
+        return (f"SELECT CAST('{REFUSAL} ' || CAST(count(*) AS text) AS integer) "
+                f"FROM ({self.sql}) AS refusing HAVING count(*) > 0")
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """The driver's parameters for ``values``: the statement's own fixed values with
@@ -198,7 +221,10 @@ class Prepared:
     def _fetch(self, values: Mapping[str, Any]) -> list[Any]:
         rider = riding_with(self.engine)
         if rider is not None and self.carries_riders:
-            return self._fetch_with(rider, values)
+            if self.engine.dialect.driver == "psycopg":
+                return self._fetch_with(rider, values)
+            if rider.refuses_any_row:
+                return self._fetch_guarded(rider, values)
         with driver_cursor(self.engine, self.sql, values) as cursor:
             cursor.execute(self.sql, self.parameters(values))
             rows = list(cursor.fetchall())
@@ -225,6 +251,37 @@ class Prepared:
             rows = list(cursor.fetchall())
             self._learn_processors(cursor)
         rider.received(other._rows(rider_rows))
+        return rows
+
+    def _fetch_guarded(self, rider: DeferredRead, values: Mapping[str, Any]) -> list[Any]:
+        """``_fetch`` on psycopg2, with the request's deferred read sent ahead of this
+        query in one message, as a guard (``refusing_guard``): psycopg2 has no pipeline,
+        but sends a text of several statements as one message, runs them in order until
+        one fails, and answers the last. So when the guard finds no row, the answer is
+        this query's rows and the read is answered with none; when it finds one, this
+        query is not run at all, the read is answered with that row and its verdict
+        raised here (the refusal ``deferred.py`` describes, only sooner). The values are
+        written into each statement apart (``mogrify``), so the two statements' names
+        for their values cannot clash. Any other failure leaves the read unanswered, to
+        be read alone."""
+        other = rider.prepared
+        refused, rows = False, []
+        with driver_cursor(self.engine, self.sql, values) as cursor:
+            message = b"; ".join((
+                cursor.mogrify(other.refusing_guard, other.parameters(rider.values)),
+                cursor.mogrify(self.sql, self.parameters(values))))
+            try:
+                cursor.execute(message)
+            except self.engine.dialect.loaded_dbapi.Error as exc:
+                if not is_refusal(exc):
+                    raise
+                refused = True  # the read pool's connection is autocommit: nothing is open
+            else:
+                rows = list(cursor.fetchall())
+                self._learn_processors(cursor)
+        rider.found(refused)
+        if refused:
+            rider.settle()  # a verdict that refuses any row raises its refusal here
         return rows
 
     def first(self, **values: Any) -> Any:
