@@ -80,7 +80,10 @@ class Messages:
     """The statements (their first word) ``store``'s read pool sends from here on, one
     list per exchange with the server: psycopg 3's read from libpq's protocol trace
     (``test_trigger_write``), psycopg2's from the text of each ``execute``, which is one
-    message and one wait for its answer (psycopg2 has no pipeline)."""
+    message and one wait for its answer (psycopg2 has no pipeline). Preparing is left
+    out: psycopg 3 prepares in the same exchange, psycopg2 sends ``PREPARE`` once per
+    statement and connection (``server_statements.py``); an ``EXECUTE`` is noted as the
+    statement it runs."""
 
     def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
         self.path = path
@@ -118,6 +121,10 @@ class _Recorded:
         return _RecordingCursor(self._raw.cursor(*args, **kwargs), self._sent)
 
 
+#: What each statement psycopg2 prepared runs: its name -> its first word.
+_PREPARED_KINDS: dict[str, str] = {}
+
+
 class _RecordingCursor:
     def __init__(self, cursor: Any, sent: list[list[str]]) -> None:
         self._cursor, self._sent = cursor, sent
@@ -127,7 +134,18 @@ class _RecordingCursor:
 
     def execute(self, sql: str | bytes, *args: Any) -> Any:
         text = sql.decode() if isinstance(sql, bytes) else sql
-        self._sent.append([part.split()[0] for part in text.split(";") if part.strip()])
+        kinds = []
+        for part in text.split(";"):
+            words = part.split()
+            if not words:
+                continue
+            if words[0] == "PREPARE":  # PREPARE name AS statement
+                _PREPARED_KINDS[words[1]] = words[3]
+                continue
+            kinds.append(_PREPARED_KINDS[words[1].split("(")[0]] if words[0] == "EXECUTE"
+                         else words[0])
+        if kinds:
+            self._sent.append(kinds)
         return self._cursor.execute(sql, *args)
 
 

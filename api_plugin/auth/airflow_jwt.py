@@ -7,9 +7,9 @@ at ``jwt_private_key_path``; its api-server validates with PyJWT against the sam
 ``iat`` and ``nbf`` required) and then refuses a token whose ``jti`` is in the
 ``revoked_token`` table (``/api/v2/auth/logout`` puts it there). This backend does the
 same, so a token that works against Airflow's own API works here and one Airflow refuses
-is refused here. The user is the token's ``sub``. On PostgreSQL with psycopg 3 the
-``revoked_token`` lookup goes out with the request's first query rather than on its own,
-and is answered before anything is written or sent (``store/deferred.py``).
+is refused here. The user is the token's ``sub``. On PostgreSQL the ``revoked_token``
+lookup goes out with the request's first query rather than on its own, and is answered
+before anything is written or sent (``store/deferred.py``).
 
 The algorithms come from the configuration only: the token's header never chooses one,
 so ``alg: none`` and an HMAC token "signed" with a public key are refused like any bad

@@ -13,6 +13,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
+from api_plugin.store import server_statements
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Seconds a new PostgreSQL connection may take before the request answers 503.
 PG_CONNECT_TIMEOUT_S = 5
@@ -75,7 +77,8 @@ def postgres_connect_args(url: URL) -> dict[str, Any]:
     connection then finds out whether it reaches the server itself, and only such a
     connection prepares (``watch_prepares``). The URL may say ``?prepare_threshold=none``
     (never) or a number of executions (always: only for a server reached directly).
-    psycopg2 never prepares on the server: it needs nothing.
+    psycopg2 never prepares on the server by itself; the plugin's hot reads do, on a
+    connection that reaches the server directly (``server_statements.py``).
     """
     args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
     if url.get_driver_name() == "psycopg":
@@ -102,12 +105,15 @@ def prepare_threshold(url: URL) -> int | str | None:
 
 
 def watch_prepares(engine: Engine) -> None:
-    """With psycopg 3 and ``prepare_threshold`` auto: each new connection of ``engine``
-    prepares on the server only when it reaches the server directly."""
+    """With psycopg 3 and ``prepare_threshold`` auto, or psycopg2: each new connection of
+    ``engine`` prepares on the server only when it reaches the server directly."""
     url = engine.url
-    if (url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg"
-            and prepare_threshold(url) == AUTO):
+    if url.get_backend_name() != "postgresql":
+        return
+    if url.get_driver_name() == "psycopg" and prepare_threshold(url) == AUTO:
         event.listen(engine, "connect", _prepare_when_direct)
+    elif url.get_driver_name() == "psycopg2":
+        event.listen(engine, "connect", _prepare_psycopg2_when_direct)
 
 
 def _prepare_when_direct(dbapi_connection: Any, _record: Any) -> None:
@@ -115,10 +121,15 @@ def _prepare_when_direct(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.prepare_threshold = DIRECT_PREPARE_THRESHOLD
 
 
+def _prepare_psycopg2_when_direct(dbapi_connection: Any, _record: Any) -> None:
+    if reaches_server_directly(dbapi_connection):
+        server_statements.adopt(dbapi_connection, DIRECT_PREPARE_THRESHOLD)
+
+
 def reaches_server_directly(connection: Any) -> bool:
-    """Whether a psycopg 3 connection talks to the PostgreSQL backend itself, with no
-    pooler or proxy in between: then a statement prepared on it stays on its server
-    connection, and preparing is safe.
+    """Whether a psycopg 3 or psycopg2 connection talks to the PostgreSQL backend itself,
+    with no pooler or proxy in between: then a statement prepared on it stays on its
+    server connection, and preparing is safe.
 
     Two facts must both agree. The backend's process id (``pg_backend_pid()``) must be
     the one the server gave at connect time (a pooler such as PgBouncer hands its
@@ -128,10 +139,10 @@ def reaches_server_directly(connection: Any) -> bool:
     socket, which has no port to compare, counts as not direct. One query, once per new
     connection; the transaction it may open is rolled back.
     """
-    from psycopg.pq import TransactionStatus
-
+    psycopg2 = hasattr(connection, "get_backend_pid")
     try:
-        with socket.socket(fileno=os.dup(connection.pgconn.socket)) as own:
+        fileno = connection.fileno() if psycopg2 else connection.pgconn.socket
+        with socket.socket(fileno=os.dup(fileno)) as own:
             if own.family not in (socket.AF_INET, socket.AF_INET6):
                 return False
             local_host, local_port = own.getsockname()[:2]
@@ -144,7 +155,7 @@ def reaches_server_directly(connection: Any) -> bool:
         row = cursor.fetchone()
     finally:
         cursor.close()
-        if connection.info.transaction_status != TransactionStatus.IDLE:
+        if _in_transaction(connection, psycopg2):
             connection.rollback()
     if row is None or None in row:
         return False
@@ -154,8 +165,19 @@ def reaches_server_directly(connection: Any) -> bool:
                      == ipaddress.ip_address(local_host.split("%", 1)[0]))
     except ValueError:
         return False
-    return bool(backend_pid == connection.info.backend_pid and same_host
-                and seen_port == local_port)
+    given_pid = connection.get_backend_pid() if psycopg2 else connection.info.backend_pid
+    return bool(backend_pid == given_pid and same_host and seen_port == local_port)
+
+
+def _in_transaction(connection: Any, psycopg2: bool) -> bool:
+    """Whether the driver opened a transaction on ``connection`` (not in autocommit)."""
+    if psycopg2:
+        from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+        return bool(connection.get_transaction_status() != TRANSACTION_STATUS_IDLE)
+    from psycopg.pq import TransactionStatus
+
+    return bool(connection.info.transaction_status != TransactionStatus.IDLE)
 
 
 def make_read_engine(engine: Engine) -> Engine:

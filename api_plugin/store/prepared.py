@@ -28,6 +28,7 @@ from sqlalchemy.sql import Insert, Select
 from api_plugin.store.boundary import BOUNDARY
 from api_plugin.store.deferred import DeferredRead, riding_with
 from api_plugin.store.driver import driver_cursor
+from api_plugin.store.server_statements import forgotten, statement_text
 
 Processor = Callable[[Any], Any] | None
 
@@ -86,13 +87,13 @@ class Prepared:
         """Whether this query can take the request's deferred read along in its own
         message: psycopg 3 any read, in its pipeline mode (``_fetch_with``); psycopg2 a
         read whose verdict refuses any row, as a guard that fails the message
-        (``_fetch_guarded``); SQLite none."""
+        (``_fetch_psycopg2``); SQLite none."""
         return self.engine.dialect.driver in ("psycopg", "psycopg2")
 
     @cached_property
     def refusing_guard(self) -> str:
         """This query as a statement that fails when it finds a row and answers nothing
-        otherwise (``_fetch_guarded``). The failure is a cast of a text naming
+        otherwise (``_fetch_psycopg2``). The failure is a cast of a text naming
         ``REFUSAL`` to integer: it depends on the rows, so PostgreSQL cannot fold it into
         a constant (and fail it on every run) when it plans the statement."""
         return (f"SELECT CAST('{REFUSAL} ' || CAST(count(*) AS text) AS integer) "
@@ -220,11 +221,11 @@ class Prepared:
 
     def _fetch(self, values: Mapping[str, Any]) -> list[Any]:
         rider = riding_with(self.engine)
+        if self.engine.dialect.driver == "psycopg2":
+            return self._fetch_psycopg2(
+                values, rider if rider is not None and rider.refuses_any_row else None)
         if rider is not None and self.carries_riders:
-            if self.engine.dialect.driver == "psycopg":
-                return self._fetch_with(rider, values)
-            if rider.refuses_any_row:
-                return self._fetch_guarded(rider, values)
+            return self._fetch_with(rider, values)
         with driver_cursor(self.engine, self.sql, values) as cursor:
             cursor.execute(self.sql, self.parameters(values))
             rows = list(cursor.fetchall())
@@ -253,35 +254,50 @@ class Prepared:
         rider.received(other._rows(rider_rows))
         return rows
 
-    def _fetch_guarded(self, rider: DeferredRead, values: Mapping[str, Any]) -> list[Any]:
-        """``_fetch`` on psycopg2, with the request's deferred read sent ahead of this
-        query in one message, as a guard (``refusing_guard``): psycopg2 has no pipeline,
-        but sends a text of several statements as one message, runs them in order until
-        one fails, and answers the last. So when the guard finds no row, the answer is
-        this query's rows and the read is answered with none; when it finds one, this
-        query is not run at all, the read is answered with that row and its verdict
-        raised here (the refusal ``deferred.py`` describes, only sooner). The values are
-        written into each statement apart (``mogrify``), so the two statements' names
-        for their values cannot clash. Any other failure leaves the read unanswered, to
-        be read alone."""
-        other = rider.prepared
-        refused, rows = False, []
+    def _fetch_psycopg2(self, values: Mapping[str, Any], rider: DeferredRead | None,
+                        again: bool = True) -> list[Any]:
+        """``_fetch`` on psycopg2: the query as ``EXECUTE`` of a statement prepared on the
+        connection where it may be (``server_statements.py``), with the request's
+        deferred read, when one rides, sent ahead of it in the same message as a guard
+        (``refusing_guard``).
+
+        psycopg2 has no pipeline, but sends a text of several statements as one message,
+        runs them in order until one fails, and answers the last. So when the guard
+        finds no row, the answer is this query's rows and the read is answered with
+        none; when it finds one, this query is not run at all, the read is answered
+        with that row and its verdict raised here (the refusal ``deferred.py``
+        describes, only sooner). The values are written into each statement apart, so
+        the two statements' names for their values cannot clash. Any other failure
+        leaves the read unanswered, to be read alone; a failure because the server
+        forgot a statement it had prepared is tried once more (``again``)."""
+        refused, retry, rows = False, False, list[Any]()
         with driver_cursor(self.engine, self.sql, values) as cursor:
-            message = b"; ".join((
-                cursor.mogrify(other.refusing_guard, other.parameters(rider.values)),
-                cursor.mogrify(self.sql, self.parameters(values))))
+            message = statement_text(cursor, self.sql, self.parameters(values))
+            if rider is not None:
+                other = rider.prepared
+                message = b"; ".join((statement_text(cursor, other.refusing_guard,
+                                                     other.parameters(rider.values)),
+                                      message))
             try:
                 cursor.execute(message)
             except self.engine.dialect.loaded_dbapi.Error as exc:
-                if not is_refusal(exc):
-                    raise
-                refused = True  # the read pool's connection is autocommit: nothing is open
+                if rider is not None and is_refusal(exc):
+                    refused = True  # the read pool's connection is autocommit: nothing is open
+                else:
+                    sqls = (self.sql,) if rider is None else (
+                        self.sql, rider.prepared.refusing_guard)
+                    retry = again and forgotten(cursor, sqls, exc)
+                    if not retry:
+                        raise
             else:
                 rows = list(cursor.fetchall())
                 self._learn_processors(cursor)
-        rider.found(refused)
-        if refused:
-            rider.settle()  # a verdict that refuses any row raises its refusal here
+        if retry:
+            return self._fetch_psycopg2(values, rider, again=False)
+        if rider is not None:
+            rider.found(refused)
+            if refused:
+                rider.settle()  # a verdict that refuses any row raises its refusal here
         return rows
 
     def first(self, **values: Any) -> Any:

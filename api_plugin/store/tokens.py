@@ -40,7 +40,7 @@ class RevocationCheck:
     (``SELECT jti FROM revoked_token WHERE jti = :jti``), compiled once and run on a
     pooled connection. ``later(jti, verdict)`` is the same lookup made to travel with
     the request's first query instead (``deferred.py``), where the driver can send two
-    statements in one message (psycopg 3); None elsewhere."""
+    statements in one message (PostgreSQL's psycopg 3 and psycopg2); None on SQLite."""
 
     def __init__(self, store: Store) -> None:
         self.query = store.prepared(_revoked_query)
