@@ -30,6 +30,7 @@ CTL
   chmod +x "$PG_DATA/ctl.sh"
   "$PG_DATA/ctl.sh" start
   export API_PLUGIN_TEST_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+  export API_PLUGIN_TEST_PG_ADDRESS="postgres@127.0.0.1:$PG_PORT/postgres"
   export API_PLUGIN_TEST_PG_CTL="$PG_DATA/ctl.sh"
 }
 
