@@ -311,8 +311,11 @@ def main() -> int:
     venv = Path(args.airflow3).resolve()
     # The hosted plugin is the copy pip installed into Airflow's virtualenv, not this
     # checkout: installed again now, so the hosted side measures the code the others do.
-    subprocess.run(["bash", str(ROOT / "tests" / "compat" / "install_airflow.sh"), "3.3.2",
-                    str(venv)], check=True, stdout=subprocess.DEVNULL)
+    installed = subprocess.run(
+        ["bash", str(ROOT / "tests" / "compat" / "install_airflow.sh"), "3.3.2", str(venv)],
+        capture_output=True, text=True, check=False)
+    if installed.returncode != 0:
+        raise SystemExit(f"installing the checkout into {venv} failed:\n{installed.stderr}")
     airflow_env.AIRFLOWS["airflow3"] = (venv, airflow_env.AIRFLOWS["airflow3"][1])
     work = Path(tempfile.mkdtemp(prefix="api_plugin_bench3_"))
     backend = "postgresql" if args.postgresql else "sqlite"
