@@ -90,6 +90,11 @@ def test_a_read_is_prepared_from_its_sixth_run_on_a_direct_connection(
     assert query.all(name="nothing") == []
     direct = _direct(os.environ.get("API_PLUGIN_TEST_PG_URL"))
     statements = _prepared_here(direct_store)
+    written = direct_store.engine.raw_connection()  # the write pool prepares nothing
+    try:
+        assert not server_statements.prepares(written.dbapi_connection)
+    finally:
+        written.close()
     if direct:
         assert len(statements) == 1 and statements[0].startswith("PREPARE api_plugin_")
         assert "slot_pool.pool = $1" in statements[0]

@@ -105,15 +105,22 @@ def prepare_threshold(url: URL) -> int | str | None:
 
 
 def watch_prepares(engine: Engine) -> None:
-    """With psycopg 3 and ``prepare_threshold`` auto, or psycopg2: each new connection of
-    ``engine`` prepares on the server only when it reaches the server directly."""
+    """With psycopg 3 and ``prepare_threshold`` auto: each new connection of ``engine``
+    prepares on the server only when it reaches the server directly."""
     url = engine.url
-    if url.get_backend_name() != "postgresql":
-        return
-    if url.get_driver_name() == "psycopg" and prepare_threshold(url) == AUTO:
+    if (url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg"
+            and prepare_threshold(url) == AUTO):
         event.listen(engine, "connect", _prepare_when_direct)
-    elif url.get_driver_name() == "psycopg2":
-        event.listen(engine, "connect", _prepare_psycopg2_when_direct)
+
+
+def watch_server_statements(read_engine: Engine) -> None:
+    """With psycopg2: each new connection of the hot reads' pool prepares them on the
+    server (``server_statements.py``) only when it reaches the server directly. The
+    read pool only: nothing else runs server statements, so no other connection pays
+    for the check."""
+    url = read_engine.url
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg2":
+        event.listen(read_engine, "connect", _prepare_psycopg2_when_direct)
 
 
 def _prepare_when_direct(dbapi_connection: Any, _record: Any) -> None:
@@ -202,6 +209,7 @@ def make_read_engine(engine: Engine) -> Engine:
         if engine.url.get_backend_name() == "postgresql" else {},
     )
     watch_prepares(read_engine)
+    watch_server_statements(read_engine)
     return read_engine
 
 

@@ -28,7 +28,6 @@ import itertools
 import re
 import threading
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -62,15 +61,10 @@ class ServerForm:
         self.arguments = f"({', '.join(f'%({name})s' for name in order)})" if order else ""
 
 
-@lru_cache(maxsize=256)
-def server_form(sql: str) -> ServerForm:
-    """``sql``'s ``ServerForm``, made once per text."""
-    return ServerForm(sql)
-
-
 class ConnectionStatements:
-    """What one connection prepared (its name by statement text; "" for a statement that
-    cannot be prepared) and how often it ran each other statement."""
+    """What one connection prepared (by statement text, the ``EXECUTE`` that runs it with
+    the values left to write in; "" for a statement that cannot be prepared) and how
+    often it ran each other statement."""
 
     def __init__(self, threshold: int) -> None:
         self.threshold = threshold
@@ -101,31 +95,30 @@ def statement_text(cursor: Any, sql: str, values: Mapping[str, Any]) -> bytes:
     statements = _connections.get(cursor.connection)
     if statements is None:
         return bytes(cursor.mogrify(sql, values))
-    name = statements.names.get(sql)
-    if name is None:
+    execute = statements.names.get(sql)
+    if execute is None:
         runs = statements.runs[sql] = statements.runs.get(sql, 0) + 1
         if runs <= statements.threshold:
             return bytes(cursor.mogrify(sql, values))
-        name = statements.names[sql] = _prepare(cursor, sql)
-    if not name:
-        return bytes(cursor.mogrify(sql, values))
-    return bytes(cursor.mogrify(f"EXECUTE {name}{server_form(sql).arguments}", values))
+        execute = statements.names[sql] = _prepare(cursor, sql)
+    return bytes(cursor.mogrify(execute or sql, values))
 
 
 def _prepare(cursor: Any, sql: str) -> str:
-    """``sql`` prepared on ``cursor``'s connection under a new name; "" when the server
-    refused it (and the connection is still there)."""
+    """``sql`` prepared on ``cursor``'s connection under a new name, and the ``EXECUTE``
+    that runs it; "" when the server refused it (and the connection is still there)."""
     with _names_lock:
         name = f"api_plugin_{next(_names)}"
+    form = ServerForm(sql)
     import psycopg2
 
     try:
-        cursor.execute(f"PREPARE {name} AS {server_form(sql).body}".encode())
+        cursor.execute(f"PREPARE {name} AS {form.body}".encode())
     except psycopg2.Error:
         if cursor.connection.closed:
             raise
         return ""
-    return name
+    return f"EXECUTE {name}{form.arguments}"
 
 
 def forgotten(cursor: Any, sqls: tuple[str, ...], exc: BaseException) -> bool:
