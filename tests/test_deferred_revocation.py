@@ -30,7 +30,7 @@ from api_plugin.store.prepared import REFUSAL
 from api_plugin.store.tables import Tables
 from api_plugin.store.tokens import _revoked_query, revoked_token_check
 from conftest import PREFIX
-from tests.test_trigger_write import _exchanges, trace_round_trips
+from tests.test_trigger_write import _exchanges, statement_kinds, trace_round_trips
 
 SECRET = "s" * 64
 DATE = "2025-01-01T00:00:00+00:00"
@@ -81,9 +81,9 @@ class Messages:
     list per exchange with the server: psycopg 3's read from libpq's protocol trace
     (``test_trigger_write``), psycopg2's from the text of each ``execute``, which is one
     message and one wait for its answer (psycopg2 has no pipeline). Preparing is left
-    out: psycopg 3 prepares in the same exchange, psycopg2 sends ``PREPARE`` once per
-    statement and connection (``server_statements.py``); an ``EXECUTE`` is noted as the
-    statement it runs."""
+    out: psycopg 3 prepares by itself in the same exchange, and a read sent as text
+    (``server_statements.py``) sends ``PREPARE`` once per statement and connection; an
+    ``EXECUTE`` is noted as the statement it runs."""
 
     def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
         self.path = path
@@ -121,10 +121,6 @@ class _Recorded:
         return _RecordingCursor(self._raw.cursor(*args, **kwargs), self._sent)
 
 
-#: What each statement psycopg2 prepared runs: its name -> its first word.
-_PREPARED_KINDS: dict[str, str] = {}
-
-
 class _RecordingCursor:
     def __init__(self, cursor: Any, sent: list[list[str]]) -> None:
         self._cursor, self._sent = cursor, sent
@@ -133,17 +129,7 @@ class _RecordingCursor:
         return getattr(self._cursor, name)
 
     def execute(self, sql: str | bytes, *args: Any) -> Any:
-        text = sql.decode() if isinstance(sql, bytes) else sql
-        kinds = []
-        for part in text.split(";"):
-            words = part.split()
-            if not words:
-                continue
-            if words[0] == "PREPARE":  # PREPARE name AS statement
-                _PREPARED_KINDS[words[1]] = words[3]
-                continue
-            kinds.append(_PREPARED_KINDS[words[1].split("(")[0]] if words[0] == "EXECUTE"
-                         else words[0])
+        kinds = statement_kinds(sql.decode() if isinstance(sql, bytes) else sql)
         if kinds:
             self._sent.append(kinds)
         return self._cursor.execute(sql, *args)

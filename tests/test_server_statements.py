@@ -1,7 +1,7 @@
-"""psycopg2's hot reads prepared on the server with ``PREPARE`` and ``EXECUTE``
-(``store/server_statements.py``): only on a connection that reaches the server directly,
-from a statement's sixth run on it, with the same answers as the plain text, and never
-through PgBouncer."""
+"""Hot reads sent as text and prepared on the server with ``PREPARE`` and ``EXECUTE``
+(``store/server_statements.py``): every psycopg2 read, and psycopg 3's that carry the
+token's guard; only on a connection that reaches the server directly, from a statement's
+sixth run on it, with the same answers as the plain text, and never through PgBouncer."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from api_plugin.errors import Unauthorized
 from api_plugin.store import Store, server_statements
 from api_plugin.store.deferred import deferred
-from api_plugin.store.engine import DIRECT_PREPARE_THRESHOLD
+from api_plugin.store.engine import AUTO, DIRECT_PREPARE_THRESHOLD, prepare_threshold
 from api_plugin.store.server_statements import ServerForm
 from api_plugin.store.tables import Tables
 from api_plugin.store.tokens import revoked_token_check
@@ -49,22 +49,40 @@ def _psycopg2(url: str) -> str:
         ["prepare_threshold"]).render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def direct_store(make_database: Callable[[str, str], str]) -> Iterator[Store]:
-    """A psycopg2 store on the test server, reached directly, with one read connection."""
-    store = Store.open(_psycopg2(make_database("airflow3", "postgresql")))
+def _open(url: str) -> Store:
+    store = Store.open(url)
     seed_airflow_rows(store)
     store.read_engine.dispose()
+    return store
+
+
+@pytest.fixture
+def direct_store(make_database: Callable[[str, str], str]) -> Iterator[Store]:
+    """A psycopg2 store on the test server (directly, or through a PgBouncer in the
+    pgbouncer environment), with one read connection."""
+    store = _open(_psycopg2(make_database("airflow3", "postgresql")))
+    yield store
+    store.dispose()
+
+
+@pytest.fixture(params=["psycopg2", "psycopg"])
+def either_store(request: pytest.FixtureRequest,
+                 make_database: Callable[[str, str], str]) -> Iterator[Store]:
+    """``direct_store``, and the same on psycopg 3 with the test URL as it is."""
+    url = make_database("airflow3", "postgresql")
+    store = _open(_psycopg2(url) if request.param == "psycopg2" else url)
     yield store
     store.dispose()
 
 
 def _prepared_here(store: Store) -> list[str]:
-    """What the read pool's (one, reused) connection has prepared on its server."""
+    """What the read pool's (one, reused) connection has prepared on its server by SQL
+    (psycopg 3's own preparing, by the protocol, is left out)."""
     raw = store.read_engine.raw_connection()
     try:
         cursor = raw.cursor()
-        cursor.execute("SELECT statement FROM pg_prepared_statements ORDER BY prepare_time")
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE from_sql "
+                       "ORDER BY prepare_time")
         return [row[0] for row in cursor.fetchall()]
     finally:
         raw.close()
@@ -133,12 +151,15 @@ def test_a_statement_the_server_forgot_is_prepared_again(direct_store: Store) ->
 
 
 @pytest.mark.postgres
-def test_a_prepared_lookup_still_refuses_a_revoked_token(direct_store: Store) -> None:
+def test_a_prepared_lookup_still_refuses_a_revoked_token(either_store: Store) -> None:
     """The token lookup that rides ahead of a read as its guard is prepared too, and a
-    revoked token's still stops the read."""
-    check = revoked_token_check(direct_store)
+    revoked token's still stops the read. On psycopg 3 the guarded read is sent as text
+    unless the URL fixes ``prepare_threshold`` (then psycopg prepares, and the lookup
+    goes in its pipeline)."""
+    store = either_store
+    check = revoked_token_check(store)
     assert check is not None
-    query = direct_store.prepared(_pool_by_name)
+    query = store.prepared(_pool_by_name)
 
     def verdict(rows: list[Any]) -> None:
         if rows:
@@ -151,16 +172,26 @@ def test_a_prepared_lookup_still_refuses_a_revoked_token(direct_store: Store) ->
         with deferred(read):
             assert [row.slots for row in query.all(name="default_pool")] == [128]
         assert read.rows == []
-    if _direct(os.environ.get("API_PLUGIN_TEST_PG_URL")):
-        assert len(_prepared_here(direct_store)) == 2  # the guard and the read
-        raw = direct_store.read_engine.raw_connection()
-        try:
-            assert server_statements.prepares(raw.dbapi_connection)
-        finally:
-            raw.close()
-    revoke(direct_store, good)
+    psycopg3 = store.read_engine.dialect.driver == "psycopg"
+    fixed = psycopg3 and prepare_threshold(store.read_engine.url) not in (AUTO, None)
+    direct = _direct(os.environ.get("API_PLUGIN_TEST_PG_URL"))
+    raw = store.read_engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        as_text = server_statements.text_cursor(cursor) is not None
+        cursor.close()
+        assert server_statements.prepares(raw.dbapi_connection) == (direct and not fixed)
+    finally:
+        raw.close()
+    assert as_text == (not fixed)
+    if direct and not fixed:
+        assert len(_prepared_here(store)) == 2  # the guard and the read
+    else:
+        assert _prepared_here(store) == []
+    revoke(store, good)
     read = check.later(good, verdict)
     assert read is not None
     with deferred(read), pytest.raises(Unauthorized):
-        query.all(name="default_pool")
+        query.all(name="default_pool")  # the guard fails the message: raised at once
+        read.settle()  # in psycopg's pipeline the lookup's row is judged after the read
     assert read.rows

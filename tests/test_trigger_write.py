@@ -347,20 +347,55 @@ def trace_round_trips(store: Store, monkeypatch: pytest.MonkeyPatch, path: Any) 
 
 
 def _exchanges(path: Any) -> list[list[str]]:
-    """The traced frontend messages that carried a statement, grouped by the server's
-    ReadyForQuery that answered them."""
+    """The statements (their first word) of the traced frontend messages, grouped by the
+    server's ReadyForQuery that answered them (``statement_kinds``: a simple query may
+    carry several; SQL ``PREPARE`` is left out, ``EXECUTE`` named as what it runs)."""
     groups: list[list[str]] = [[]]
+    message: list[str] = []  # the kind and lines of a frontend message with statements
+
+    def close_message() -> None:
+        if message:
+            kind, text = message[0], "\n".join(message[1:])
+            body = text.split('"', 3)[3] if kind == "Parse" else text.split('"', 1)[1]
+            groups[-1].extend(statement_kinds(body.rsplit('"', 1)[0]))
+            message.clear()
+
     for line in path.read_text().splitlines():
         fields = line.split("\t", 3)
         if len(fields) < 3 or fields[0] not in ("F", "B"):
-            continue  # the rest of a statement's text
+            if message:
+                message.append(line)  # the rest of a statement's text
+            continue
+        close_message()
         direction, _length, kind, rest = [*fields, ""][:4]
         if direction == "F" and kind in ("Parse", "Query"):
-            text = rest.split('"')[3 if kind == "Parse" else 1]
-            groups[-1].append(text.split()[0])
+            message.extend((kind, rest))
         elif direction == "B" and kind == "ReadyForQuery":
             groups.append([])
+    close_message()
     return [group for group in groups if group]
+
+
+#: What each statement prepared by SQL runs: its name -> its first word.
+_PREPARED_KINDS: dict[str, str] = {}
+
+
+def statement_kinds(text: str) -> list[str]:
+    """The first word of each statement of ``text``; a SQL ``PREPARE`` is noted and left
+    out (``server_statements.py`` sends it once per statement and connection, on its
+    own), an ``EXECUTE`` is named as the statement it runs. Splitting at ";" is enough
+    for the statements the store sends."""
+    kinds = []
+    for part in text.split(";"):
+        words = part.split()
+        if not words:
+            continue
+        if words[0] == "PREPARE":  # PREPARE name AS statement
+            _PREPARED_KINDS[words[1]] = words[3]
+            continue
+        kinds.append(_PREPARED_KINDS[words[1].split("(")[0]] if words[0] == "EXECUTE"
+                     else words[0])
+    return kinds
 
 
 @pytest.mark.postgres

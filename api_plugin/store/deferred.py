@@ -4,10 +4,12 @@
 api-server does. On its own that lookup is a round trip to PostgreSQL before the request
 has even begun, about as long as the request's own query. Instead the check is handed to
 the request (``deferred``) and goes out with the request's first prepared read, in the
-same message (``Prepared`` does that when ``riding_with`` names a read): psycopg 3's
-pipeline mode sends both statements and one Sync, and both answers come back together;
-psycopg2 sends both statements as one text, the check first, made to fail when it finds
-a row (only a check that ``refuses_any_row`` can ride so), which stops the read unrun.
+same message (``Prepared`` does that when ``riding_with`` names a read): both statements
+as one text, the check first, made to fail when it finds a row (only a check that
+``refuses_any_row`` can ride so), which stops the read unrun (psycopg2, and psycopg 3
+from a client-binding cursor); or, on a psycopg 3 connection that keeps psycopg's own
+preparing (a fixed ``prepare_threshold``), its pipeline mode: both statements and one
+Sync, and both answers come back together.
 
 What keeps this safe:
 
@@ -17,7 +19,7 @@ What keeps this safe:
 - Nothing is answered before it is answered: the auth middleware settles the check once
   the application has its answer ready and refuses the request then when it fails
   (``auth/base.py``). The application's answer is then dropped unsent.
-- A read that fails (but for psycopg2's check failing on its row, which refuses), or
+- A read that fails (but for the check failing it on its row, which refuses), or
   SQLite, leaves the check unanswered, and it is then made on its own, exactly as before.
 - A write made of one statement (the trigger's on PostgreSQL) may instead carry a check
   whose verdict refuses exactly when the read finds a row (``refuses_any_row``) as its

@@ -104,33 +104,36 @@ def prepare_threshold(url: URL) -> int | str | None:
     return int(text)
 
 
-def watch_prepares(engine: Engine) -> None:
-    """With psycopg 3 and ``prepare_threshold`` auto: each new connection of ``engine``
-    prepares on the server only when it reaches the server directly."""
+def watch_prepares(engine: Engine, *, hot_reads: bool = False) -> None:
+    """How each new PostgreSQL connection of ``engine`` prepares, found once, when it is
+    opened. With psycopg 3 and ``prepare_threshold`` auto, psycopg prepares on the server
+    only on a connection that reaches the server directly. On the hot reads' pool
+    (``hot_reads``) a connection is also adopted by ``server_statements``: psycopg2's
+    when it reaches the server directly (it then prepares by SQL), psycopg 3's whenever
+    the URL leaves the threshold to the plugin (prepared by SQL when direct, plain text
+    through a pooler). No other connection runs server statements, so no other pays
+    for the check, and a connection needing both asks the server once."""
     url = engine.url
-    if (url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg"
-            and prepare_threshold(url) == AUTO):
-        event.listen(engine, "connect", _prepare_when_direct)
+    if url.get_backend_name() != "postgresql":
+        return
+    driver = url.get_driver_name()
+    threshold = prepare_threshold(url) if driver == "psycopg" else None
+    protocol = driver == "psycopg" and threshold == AUTO
+    statements = hot_reads and (driver == "psycopg2" or (driver == "psycopg"
+                                                         and threshold in (AUTO, None)))
+    if not (protocol or statements):
+        return
 
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        direct = threshold == AUTO or driver == "psycopg2"
+        direct = direct and reaches_server_directly(dbapi_connection)
+        if protocol and direct:
+            dbapi_connection.prepare_threshold = DIRECT_PREPARE_THRESHOLD
+        if statements and (direct or driver == "psycopg"):
+            server_statements.adopt(dbapi_connection,
+                                    DIRECT_PREPARE_THRESHOLD if direct else None)
 
-def watch_server_statements(read_engine: Engine) -> None:
-    """With psycopg2: each new connection of the hot reads' pool prepares them on the
-    server (``server_statements.py``) only when it reaches the server directly. The
-    read pool only: nothing else runs server statements, so no other connection pays
-    for the check."""
-    url = read_engine.url
-    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg2":
-        event.listen(read_engine, "connect", _prepare_psycopg2_when_direct)
-
-
-def _prepare_when_direct(dbapi_connection: Any, _record: Any) -> None:
-    if reaches_server_directly(dbapi_connection):
-        dbapi_connection.prepare_threshold = DIRECT_PREPARE_THRESHOLD
-
-
-def _prepare_psycopg2_when_direct(dbapi_connection: Any, _record: Any) -> None:
-    if reaches_server_directly(dbapi_connection):
-        server_statements.adopt(dbapi_connection, DIRECT_PREPARE_THRESHOLD)
+    event.listen(engine, "connect", on_connect)
 
 
 def reaches_server_directly(connection: Any) -> bool:
@@ -208,8 +211,7 @@ def make_read_engine(engine: Engine) -> Engine:
         connect_args=postgres_connect_args(engine.url)
         if engine.url.get_backend_name() == "postgresql" else {},
     )
-    watch_prepares(read_engine)
-    watch_server_statements(read_engine)
+    watch_prepares(read_engine, hot_reads=True)
     return read_engine
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.sql import Insert, Select
 from api_plugin.store.boundary import BOUNDARY
 from api_plugin.store.deferred import DeferredRead, riding_with
 from api_plugin.store.driver import driver_cursor
-from api_plugin.store.server_statements import forgotten, statement_text
+from api_plugin.store.server_statements import forgotten, sqlstate, statement_text, text_cursor
 
 Processor = Callable[[Any], Any] | None
 
@@ -45,7 +45,7 @@ REFUSAL = f"api_plugin refused {secrets.token_hex(8)}"
 def is_refusal(exc: BaseException) -> bool:
     """Whether the driver's ``exc`` is a refusing guard's failure (SQLSTATE 22P02,
     invalid text for the type, naming ``REFUSAL``)."""
-    return getattr(exc, "pgcode", None) == "22P02" and REFUSAL in str(exc)
+    return sqlstate(exc) == "22P02" and REFUSAL in str(exc)
 
 
 class Prepared:
@@ -85,15 +85,15 @@ class Prepared:
     @property
     def carries_riders(self) -> bool:
         """Whether this query can take the request's deferred read along in its own
-        message: psycopg 3 any read, in its pipeline mode (``_fetch_with``); psycopg2 a
-        read whose verdict refuses any row, as a guard that fails the message
-        (``_fetch_psycopg2``); SQLite none."""
+        message: on PostgreSQL a read whose verdict refuses any row, as a guard that
+        fails the message (``_fetch_as_text``), and with psycopg 3 any read, in its
+        pipeline mode (``_pipelined``); SQLite none."""
         return self.engine.dialect.driver in ("psycopg", "psycopg2")
 
     @cached_property
     def refusing_guard(self) -> str:
         """This query as a statement that fails when it finds a row and answers nothing
-        otherwise (``_fetch_psycopg2``). The failure is a cast of a text naming
+        otherwise (``_fetch_as_text``). The failure is a cast of a text naming
         ``REFUSAL`` to integer: it depends on the rows, so PostgreSQL cannot fold it into
         a constant (and fail it on every run) when it plans the statement."""
         return (f"SELECT CAST('{REFUSAL} ' || CAST(count(*) AS text) AS integer) "
@@ -221,50 +221,54 @@ class Prepared:
 
     def _fetch(self, values: Mapping[str, Any]) -> list[Any]:
         rider = riding_with(self.engine)
-        if self.engine.dialect.driver == "psycopg2":
-            return self._fetch_psycopg2(
-                values, rider if rider is not None and rider.refuses_any_row else None)
-        if rider is not None and self.carries_riders:
-            return self._fetch_with(rider, values)
+        driver = self.engine.dialect.driver
+        guard = rider if rider is not None and rider.refuses_any_row else None
+        if driver == "psycopg2" or (guard is not None and driver == "psycopg"):
+            return self._fetch_as_text(values, guard)
         with driver_cursor(self.engine, self.sql, values) as cursor:
+            if rider is not None and driver == "psycopg":
+                return self._pipelined(cursor, rider, values)
             cursor.execute(self.sql, self.parameters(values))
             rows = list(cursor.fetchall())
             self._learn_processors(cursor)
         return rows
 
-    def _fetch_with(self, rider: DeferredRead, values: Mapping[str, Any]) -> list[Any]:
-        """``_fetch``, with the request's deferred read (``deferred.py``) sent ahead of
-        this query in one message (psycopg 3's pipeline: both statements, one Sync), so
+    def _pipelined(self, cursor: Any, rider: DeferredRead,
+                   values: Mapping[str, Any]) -> list[Any]:
+        """This query's rows, with the request's deferred read (``deferred.py``) sent
+        ahead of it in one message (psycopg 3's pipeline: both statements, one Sync), so
         both answers cost one round trip. The rider's rows are handed to it only when
         both statements succeeded; otherwise it stays unanswered, to be read alone."""
         other = rider.prepared
-        with driver_cursor(self.engine, self.sql, values) as cursor:
-            connection = cursor.connection
-            rider_cursor = connection.cursor()
-            try:
-                with connection.pipeline():
-                    rider_cursor.execute(other.sql, other.parameters(rider.values))
-                    cursor.execute(self.sql, self.parameters(values))
-                rider_rows = list(rider_cursor.fetchall())
-                other._learn_processors(rider_cursor)
-            finally:
-                rider_cursor.close()
-            rows = list(cursor.fetchall())
-            self._learn_processors(cursor)
+        connection = cursor.connection
+        rider_cursor = connection.cursor()
+        try:
+            with connection.pipeline():
+                rider_cursor.execute(other.sql, other.parameters(rider.values))
+                cursor.execute(self.sql, self.parameters(values))
+            rider_rows = list(rider_cursor.fetchall())
+            other._learn_processors(rider_cursor)
+        finally:
+            rider_cursor.close()
+        rows = list(cursor.fetchall())
+        self._learn_processors(cursor)
         rider.received(other._rows(rider_rows))
         return rows
 
-    def _fetch_psycopg2(self, values: Mapping[str, Any], rider: DeferredRead | None,
-                        again: bool = True) -> list[Any]:
-        """``_fetch`` on psycopg2: the query as ``EXECUTE`` of a statement prepared on the
-        connection where it may be (``server_statements.py``), with the request's
-        deferred read, when one rides, sent ahead of it in the same message as a guard
-        (``refusing_guard``).
+    def _fetch_as_text(self, values: Mapping[str, Any], guard: DeferredRead | None,
+                       again: bool = True) -> list[Any]:
+        """``_fetch`` as text with the values written in (``server_statements.py``): the
+        query as ``EXECUTE`` of a statement prepared on the connection where it may be,
+        with the request's deferred read, when one rides and its verdict refuses any
+        row, sent ahead of it in the same message as a ``guard`` (``refusing_guard``).
+        Every psycopg2 read comes here, and psycopg 3's with a guard; a psycopg 3
+        connection that keeps psycopg's own preparing (not adopted) sends the guard's
+        read in its pipeline instead (``_pipelined``).
 
-        psycopg2 has no pipeline, but sends a text of several statements as one message,
-        runs them in order until one fails, and answers the last. So when the guard
-        finds no row, the answer is this query's rows and the read is answered with
-        none; when it finds one, this query is not run at all, the read is answered
+        The server runs a text of several statements in order until one fails, and
+        answers each (psycopg2 keeps the last answer; psycopg 3 steps to it). So when
+        the guard finds no row, the answer is this query's rows and the read is answered
+        with none; when it finds one, this query is not run at all, the read is answered
         with that row and its verdict raised here (the refusal ``deferred.py``
         describes, only sooner). The values are written into each statement apart, so
         the two statements' names for their values cannot clash. Any other failure
@@ -272,32 +276,38 @@ class Prepared:
         forgot a statement it had prepared is tried once more (``again``)."""
         refused, retry, rows = False, False, list[Any]()
         with driver_cursor(self.engine, self.sql, values) as cursor:
-            message = statement_text(cursor, self.sql, self.parameters(values))
-            if rider is not None:
-                other = rider.prepared
-                message = b"; ".join((statement_text(cursor, other.refusing_guard,
-                                                     other.parameters(rider.values)),
+            text = text_cursor(cursor)
+            if text is None:  # a psycopg 3 connection with psycopg's own preparing
+                assert guard is not None
+                return self._pipelined(cursor, guard, values)
+            message = statement_text(text, self.sql, self.parameters(values))
+            if guard is not None:
+                other = guard.prepared
+                message = b"; ".join((statement_text(text, other.refusing_guard,
+                                                     other.parameters(guard.values)),
                                       message))
             try:
-                cursor.execute(message)
+                text.execute(message)
             except self.engine.dialect.loaded_dbapi.Error as exc:
-                if rider is not None and is_refusal(exc):
+                if guard is not None and is_refusal(exc):
                     refused = True  # the read pool's connection is autocommit: nothing is open
                 else:
-                    sqls = (self.sql,) if rider is None else (
-                        self.sql, rider.prepared.refusing_guard)
-                    retry = again and forgotten(cursor, sqls, exc)
+                    sqls = (self.sql,) if guard is None else (
+                        self.sql, guard.prepared.refusing_guard)
+                    retry = again and forgotten(text, sqls, exc)
                     if not retry:
                         raise
             else:
-                rows = list(cursor.fetchall())
-                self._learn_processors(cursor)
+                if guard is not None and text is not cursor:
+                    text.nextset()  # psycopg 3 answers each statement: the guard's first
+                rows = list(text.fetchall())
+                self._learn_processors(text)
         if retry:
-            return self._fetch_psycopg2(values, rider, again=False)
-        if rider is not None:
-            rider.found(refused)
+            return self._fetch_as_text(values, guard, again=False)
+        if guard is not None:
+            guard.found(refused)
             if refused:
-                rider.settle()  # a verdict that refuses any row raises its refusal here
+                guard.settle()  # a verdict that refuses any row raises its refusal here
         return rows
 
     def first(self, **values: Any) -> Any:
