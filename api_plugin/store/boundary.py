@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api_plugin.errors import ApiError, InternalServerError, ServiceUnavailable
+from api_plugin.store.driver import sqlstate
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def database_unavailable(exc: BaseException) -> bool:
 def _lost_server(error: BaseException) -> bool:
     """A PostgreSQL error of class 08 (connection) or 57P (the server shutting down);
     psycopg 3 names the code ``sqlstate``, psycopg2 ``pgcode``."""
-    code = str(getattr(error, "sqlstate", None) or getattr(error, "pgcode", None) or "")
+    code = sqlstate(error) or ""
     return code.startswith(("08", "57P"))
 
 

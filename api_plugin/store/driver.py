@@ -13,6 +13,9 @@ its write is one statement, its own transaction): a transaction begun and ended 
 statements themselves on a connection of an autocommit pool with no ping (the read
 pool), so a write costs the round trips of its own statements and nothing else; its
 errors say whether the connection was lost with the COMMIT sent (``CommitSent``).
+
+``sqlstate`` and ``is_psycopg2`` tell the two PostgreSQL drivers' errors and connections
+apart, for the store's modules that must.
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a PostgreSQL driver's error: psycopg 3 names it ``sqlstate``,
+    psycopg2 ``pgcode``; None for any other error."""
+    return getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+
+
+def is_psycopg2(connection: Any) -> bool:
+    """Whether a DBAPI connection is psycopg2's (else psycopg 3's, on PostgreSQL)."""
+    return hasattr(connection, "get_backend_pid")
 
 
 class CommitSent(DBAPIError):

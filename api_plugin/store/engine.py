@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
 from api_plugin.store import server_statements
+from api_plugin.store.driver import is_psycopg2
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Seconds a new PostgreSQL connection may take before the request answers 503.
@@ -125,8 +126,8 @@ def watch_prepares(engine: Engine, *, hot_reads: bool = False) -> None:
         return
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        direct = threshold == AUTO or driver == "psycopg2"
-        direct = direct and reaches_server_directly(dbapi_connection)
+        direct = ((threshold == AUTO or driver == "psycopg2")
+                  and reaches_server_directly(dbapi_connection))
         if protocol and direct:
             dbapi_connection.prepare_threshold = DIRECT_PREPARE_THRESHOLD
         if statements and (direct or driver == "psycopg"):
@@ -149,7 +150,7 @@ def reaches_server_directly(connection: Any) -> bool:
     socket, which has no port to compare, counts as not direct. One query, once per new
     connection; the transaction it may open is rolled back.
     """
-    psycopg2 = hasattr(connection, "get_backend_pid")
+    psycopg2 = is_psycopg2(connection)
     try:
         fileno = connection.fileno() if psycopg2 else connection.pgconn.socket
         with socket.socket(fileno=os.dup(fileno)) as own:

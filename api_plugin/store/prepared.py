@@ -27,8 +27,8 @@ from sqlalchemy.sql import Insert, Select
 
 from api_plugin.store.boundary import BOUNDARY
 from api_plugin.store.deferred import DeferredRead, riding_with
-from api_plugin.store.driver import driver_cursor
-from api_plugin.store.server_statements import forgotten, sqlstate, statement_text, text_cursor
+from api_plugin.store.driver import driver_cursor, sqlstate
+from api_plugin.store.server_statements import forgotten, statement_text, text_cursor
 
 Processor = Callable[[Any], Any] | None
 

@@ -42,11 +42,10 @@ from collections.abc import Mapping
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from api_plugin.store.driver import KEPT_ROWS_MAX, is_psycopg2, sqlstate
+
 #: A pyformat placeholder, or the escaped percent sign.
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
-#: A client-binding cursor a connection keeps (``text_cursor``) is made afresh after an
-#: answer of more rows than this, so a pooled connection never sits on a big one.
-KEPT_ROWS_MAX = 1000
 #: The SQLSTATEs after which the server no longer runs a statement it had prepared:
 #: the name is unknown (``DISCARD ALL``, ``DEALLOCATE``) or its plan cannot be used
 #: (a table's columns changed under a ``SELECT``).
@@ -109,9 +108,11 @@ def text_cursor(cursor: Any) -> Any:
     one ``execute`` may carry several statements; None when the connection is not to
     send reads as text (a psycopg 3 connection not adopted). psycopg2's cursors all
     write values in: ``cursor`` itself. psycopg 3's is made once per connection and
-    kept (making one builds its type adaptation anew, some 25 µs)."""
+    kept (making one builds its type adaptation anew, some 25 µs), and made afresh
+    after an answer of more than ``KEPT_ROWS_MAX`` rows, as ``driver.py``'s kept
+    cursor is."""
     connection = cursor.connection
-    if _is_psycopg2(connection):
+    if is_psycopg2(connection):
         return cursor
     statements = _connections.get(connection)
     if statements is None:
@@ -153,23 +154,13 @@ def _written(cursor: Any, sql: str, values: Mapping[str, Any]) -> bytes:
     return str(text).encode(cursor.connection.info.encoding)
 
 
-def _is_psycopg2(connection: Any) -> bool:
-    return hasattr(connection, "get_backend_pid")
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a driver's error: psycopg2 names it ``pgcode``, psycopg 3
-    ``sqlstate``."""
-    return getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
-
-
 def _prepare(cursor: Any, sql: str) -> str:
     """``sql`` prepared on ``cursor``'s connection under a new name, and the ``EXECUTE``
     that runs it; "" when the server refused it (and the connection is still there)."""
     with _names_lock:
         name = f"api_plugin_{next(_names)}"
     form = ServerForm(sql)
-    if _is_psycopg2(cursor.connection):
+    if is_psycopg2(cursor.connection):
         from psycopg2 import Error
     else:
         from psycopg import Error
