@@ -536,3 +536,19 @@ def test_a_columns_json_text_is_reused_only_for_the_same_values() -> None:
     assert sent(statement.values(rows(["a", "c"], "r2"))) == rows(["a", "c"], "r2")
     assert sent(statement.values(rows(["a"], "r2"))) == rows(["a"], "r2")
     assert statement.values(rows(["a", "b"], "r1")) == first
+
+
+def test_recordset_values_of_one_column_and_of_no_rows() -> None:
+    """A statement of one column reads each row's value as a row of one (``itemgetter``
+    of one key gives the value itself, not a tuple); no rows is an empty array."""
+    from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
+
+    from api_plugin.flavors import flavor_named
+
+    statement = run_writes.RecordsetInsert(pg_psycopg.dialect(),
+                                           flavor_named(AIRFLOW2).build_tables(),
+                                           ("task_id",))
+    sent = statement.values([{"task_id": "extract"}, {"task_id": "load"}])
+    assert json.loads(sent[statement.PARAMETER]) == [{"task_id": "extract"},
+                                                      {"task_id": "load"}]
+    assert statement.values([]) == {statement.PARAMETER: "[]"}

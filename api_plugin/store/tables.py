@@ -77,7 +77,8 @@ class Tables:
         """Scalar subquery: the id of the DAG's newest ``dag_version`` (3.x)."""
         dv = self.dag_version
         assert dv is not None
-        return (select(dv.c.id).where(dv.c.dag_id == dag_id)
+        # Correlated to the enclosing query's dag however deeply it is nested in it.
+        return (select(dv.c.id).where(dv.c.dag_id == dag_id).correlate_except(dv)
                 .order_by(dv.c.version_number.desc()).limit(1).scalar_subquery())
 
     def source_of(self, dag: Table) -> ColumnElement[bool]:

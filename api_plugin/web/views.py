@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from api_plugin import services
 from api_plugin.errors import BadRequest, PayloadTooLarge
@@ -71,9 +72,14 @@ class Context:
 
     def json_body(self) -> dict[str, Any]:
         """The body as a JSON object, whatever its Content-Type (as Airflow reads it),
-        checked by ``web_input`` before any service sees it."""
-        length = self.request.content_length
-        stream = self.request.stream
+        checked by ``web_input`` before any service sees it.
+
+        The length and the stream are werkzeug's, as its ``Request`` gives them (a
+        ``Content-Length`` bounds the stream; a chunked body is read as the server ends
+        it), without building a ``Request`` for them: a trigger needs nothing else of one.
+        """
+        length = get_content_length(self.environ)
+        stream = get_input_stream(self.environ)
         limit = self.app.max_body_bytes
         if length is not None and length > limit:
             raise self._too_large(stream)
