@@ -33,6 +33,8 @@ from api_plugin.store.engine import (
     ("postgresql+psycopg://u@h/airflow?prepare_threshold=auto",
      {"connect_timeout": 5, "prepare_threshold": None}),
     ("postgresql+psycopg2://u@h/airflow", {"connect_timeout": 5}),
+    ("postgresql+psycopg2://u@h/airflow?prepare_threshold=none", {"connect_timeout": 5}),
+    ("postgresql+psycopg2://u@h/airflow?prepare_threshold=auto", {"connect_timeout": 5}),
 ])
 def test_postgres_connect_args(url: str, expected: dict[str, object]) -> None:
     assert postgres_connect_args(make_url(url)) == expected
@@ -53,6 +55,12 @@ def test_plain_postgresql_url_follows_sqlalchemys_default_driver() -> None:
 def test_a_bad_prepare_threshold_is_refused_with_its_name(value: str) -> None:
     with pytest.raises(ValueError, match="prepare_threshold"):
         make_engine(f"postgresql+psycopg://u@h/airflow?prepare_threshold={value}")
+
+
+def test_a_psycopg2_url_refuses_a_number_of_executions() -> None:
+    """psycopg2 has no threshold of its own: a URL naming one is refused, saying why."""
+    with pytest.raises(ValueError, match="psycopg2 database URL must be 'auto' or 'none'"):
+        postgres_connect_args(make_url("postgresql+psycopg2://u@h/airflow?prepare_threshold=5"))
 
 
 class Recorded(Exception):
@@ -76,6 +84,27 @@ def test_both_engines_open_connections_without_prepares() -> None:
         with pytest.raises(Recorded):
             each.connect()
     assert [options.get("prepare_threshold", "unset") for options in seen] == [None, None]
+    assert all(options["connect_timeout"] == 5 for options in seen)
+
+
+@pytest.mark.postgres  # needs psycopg2 installed (the postgres extra), no server
+def test_psycopg2_is_not_handed_the_plugins_threshold() -> None:
+    """libpq knows no ``prepare_threshold`` and would refuse to connect: neither engine
+    calls psycopg2 with it, and each keeps it in its URL for the plugin to read."""
+    seen: list[dict[str, object]] = []
+
+    def record(_dialect: object, _record: object, _cargs: object,
+               cparams: dict[str, object]) -> None:
+        seen.append(dict(cparams))
+        raise Recorded
+
+    engine = make_engine("postgresql+psycopg2://u@h:5/airflow?prepare_threshold=none")
+    for each in (engine, make_read_engine(engine)):
+        event.listen(each, "do_connect", record)
+        with pytest.raises(Recorded):
+            each.connect()
+        assert each.url.query["prepare_threshold"] == "none"
+    assert ["prepare_threshold" in options for options in seen] == [False, False]
     assert all(options["connect_timeout"] == 5 for options in seen)
 
 

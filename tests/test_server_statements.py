@@ -121,6 +121,28 @@ def test_a_read_is_prepared_from_its_sixth_run_on_a_direct_connection(
 
 
 @pytest.mark.postgres
+def test_a_psycopg2_url_saying_none_never_prepares(
+        make_database: Callable[[str, str], str]) -> None:
+    """``?prepare_threshold=none`` with psycopg2: the store connects (libpq is not handed
+    the option) and answers, and its reads stay plain text, wherever the server is."""
+    store = _open(_psycopg2(make_database("airflow3", "postgresql"))
+                  + "?prepare_threshold=none")
+    try:
+        query = store.prepared(_pool_by_name)
+        for _ in range(DIRECT_PREPARE_THRESHOLD + 3):
+            assert [tuple(row) for row in query.all(name="default_pool")] == [
+                ("default_pool", 128)]
+        assert _prepared_here(store) == []
+        raw = store.read_engine.raw_connection()
+        try:
+            assert not server_statements.prepares(raw.dbapi_connection)
+        finally:
+            raw.close()
+    finally:
+        store.dispose()
+
+
+@pytest.mark.postgres
 def test_a_statement_the_server_cannot_prepare_runs_as_text(direct_store: Store) -> None:
     query = direct_store.prepared(_untyped)
     for _ in range(DIRECT_PREPARE_THRESHOLD + 3):

@@ -53,6 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         for key, value in postgres_connect_args(parsed).items():
             connect_args.setdefault(key, value)
     engine = create_engine(url, **kwargs)
+    _keep_threshold_from_psycopg2(engine)
     watch_prepares(engine)
     return engine
 
@@ -79,18 +80,42 @@ def postgres_connect_args(url: URL) -> dict[str, Any]:
     connection prepares (``watch_prepares``). The URL may say ``?prepare_threshold=none``
     (never) or a number of executions (always: only for a server reached directly).
     psycopg2 never prepares on the server by itself; the plugin's hot reads do, on a
-    connection that reaches the server directly (``server_statements.py``).
+    connection that reaches the server directly (``server_statements.py``); its URL may
+    say ``?prepare_threshold=auto`` (the default) or ``none`` (never), so one URL serves
+    either driver. A number is refused with psycopg2: the plugin prepares by SQL, which
+    no pooler carries over to another server connection.
     """
     args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-    if url.get_driver_name() == "psycopg":
+    driver = url.get_driver_name()
+    if driver == "psycopg":
         threshold = prepare_threshold(url)
         args["prepare_threshold"] = None if threshold == AUTO else threshold
+    elif driver == "psycopg2" and prepare_threshold(url) not in (AUTO, None):
+        raise ValueError("prepare_threshold in a psycopg2 database URL must be 'auto' or "
+                         "'none': psycopg2 prepares only by SQL, on a connection that "
+                         "reaches the server directly")
     return args
 
 
+def _keep_threshold_from_psycopg2(engine: Engine) -> None:
+    """psycopg2 hands every option of the URL's query to libpq, which knows no
+    ``prepare_threshold`` and refuses to connect: the option is the plugin's there, and is
+    taken out of what the driver is called with (``engine.url`` keeps it)."""
+    url = engine.url
+    if url.get_driver_name() != "psycopg2" or "prepare_threshold" not in url.query:
+        return
+
+    def without_threshold(_dialect: Any, _record: Any, _cargs: Any,
+                          cparams: dict[str, Any]) -> None:
+        cparams.pop("prepare_threshold", None)
+
+    event.listen(engine, "do_connect", without_threshold)
+
+
 def prepare_threshold(url: URL) -> int | str | None:
-    """psycopg 3's ``prepare_threshold`` from the URL's query (the driver would get it as
-    text): a number, None for ``none``, ``AUTO`` when the URL has none or says ``auto``."""
+    """``prepare_threshold`` from the URL's query (psycopg 3's option, which the driver
+    would get as text; the plugin's own with psycopg2): a number, None for ``none``,
+    ``AUTO`` when the URL has none or says ``auto``."""
     raw = url.query.get("prepare_threshold")
     if raw is None:
         return AUTO
@@ -112,22 +137,22 @@ def watch_prepares(engine: Engine, *, hot_reads: bool = False) -> None:
     (``hot_reads``) a connection is also adopted by ``server_statements``: psycopg2's
     when it reaches the server directly (it then prepares by SQL), psycopg 3's whenever
     the URL leaves the threshold to the plugin (prepared by SQL when direct, plain text
-    through a pooler). No other connection runs server statements, so no other pays
-    for the check, and a connection needing both asks the server once."""
+    through a pooler); psycopg2's never when the URL says ``none``. No other connection
+    runs server statements, so no other pays for the check, and a connection needing
+    both asks the server once."""
     url = engine.url
     if url.get_backend_name() != "postgresql":
         return
     driver = url.get_driver_name()
-    threshold = prepare_threshold(url) if driver == "psycopg" else None
+    threshold = prepare_threshold(url) if driver in ("psycopg", "psycopg2") else None
     protocol = driver == "psycopg" and threshold == AUTO
-    statements = hot_reads and (driver == "psycopg2" or (driver == "psycopg"
-                                                         and threshold in (AUTO, None)))
+    statements = hot_reads and ((driver == "psycopg2" and threshold == AUTO)
+                                or (driver == "psycopg" and threshold in (AUTO, None)))
     if not (protocol or statements):
         return
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        direct = ((threshold == AUTO or driver == "psycopg2")
-                  and reaches_server_directly(dbapi_connection))
+        direct = threshold == AUTO and reaches_server_directly(dbapi_connection)
         if protocol and direct:
             dbapi_connection.prepare_threshold = DIRECT_PREPARE_THRESHOLD
         if statements and (direct or driver == "psycopg"):
@@ -212,6 +237,7 @@ def make_read_engine(engine: Engine) -> Engine:
         connect_args=postgres_connect_args(engine.url)
         if engine.url.get_backend_name() == "postgresql" else {},
     )
+    _keep_threshold_from_psycopg2(read_engine)
     watch_prepares(read_engine, hot_reads=True)
     return read_engine
 
