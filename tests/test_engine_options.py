@@ -67,10 +67,10 @@ class Recorded(Exception):
     """Raised in place of connecting, once the connect arguments are seen."""
 
 
-@pytest.mark.postgres  # needs the psycopg driver installed (the postgres extra), no server
-def test_both_engines_open_connections_without_prepares() -> None:
-    """What the driver would be called with, caught by SQLAlchemy's ``do_connect`` event
-    before any connection is made: the write engine and the hot reads' engine alike."""
+def _driver_options(url: str) -> list[dict[str, object]]:
+    """What the driver would be called with by each engine for ``url`` (the write
+    engine's, then the hot reads'), caught by SQLAlchemy's ``do_connect`` event before
+    any connection is made. Each engine still has ``url``'s query."""
     seen: list[dict[str, object]] = []
 
     def record(_dialect: object, _record: object, _cargs: object,
@@ -78,34 +78,28 @@ def test_both_engines_open_connections_without_prepares() -> None:
         seen.append(dict(cparams))
         raise Recorded
 
-    engine = make_engine("postgresql+psycopg://u@h:5/airflow")
+    engine = make_engine(url)
     for each in (engine, make_read_engine(engine)):
         event.listen(each, "do_connect", record)
         with pytest.raises(Recorded):
             each.connect()
-    assert [options.get("prepare_threshold", "unset") for options in seen] == [None, None]
+        assert each.url.query == make_url(url).query
     assert all(options["connect_timeout"] == 5 for options in seen)
+    return seen
+
+
+@pytest.mark.postgres  # needs the psycopg driver installed (the postgres extra), no server
+def test_both_engines_open_connections_without_prepares() -> None:
+    seen = _driver_options("postgresql+psycopg://u@h:5/airflow")
+    assert [options.get("prepare_threshold", "unset") for options in seen] == [None, None]
 
 
 @pytest.mark.postgres  # needs psycopg2 installed (the postgres extra), no server
 def test_psycopg2_is_not_handed_the_plugins_threshold() -> None:
     """libpq knows no ``prepare_threshold`` and would refuse to connect: neither engine
     calls psycopg2 with it, and each keeps it in its URL for the plugin to read."""
-    seen: list[dict[str, object]] = []
-
-    def record(_dialect: object, _record: object, _cargs: object,
-               cparams: dict[str, object]) -> None:
-        seen.append(dict(cparams))
-        raise Recorded
-
-    engine = make_engine("postgresql+psycopg2://u@h:5/airflow?prepare_threshold=none")
-    for each in (engine, make_read_engine(engine)):
-        event.listen(each, "do_connect", record)
-        with pytest.raises(Recorded):
-            each.connect()
-        assert each.url.query["prepare_threshold"] == "none"
+    seen = _driver_options("postgresql+psycopg2://u@h:5/airflow?prepare_threshold=none")
     assert ["prepare_threshold" in options for options in seen] == [False, False]
-    assert all(options["connect_timeout"] == 5 for options in seen)
 
 
 @pytest.mark.parametrize(("query", "expected"), [
