@@ -21,7 +21,9 @@ and prints the medians and the ratio after/before.
 
 ``tables`` serves the plugin direct twice: as configured by default (statements prepared
 on the server, since its connections reach it directly) and with preparing turned off
-in the URL (``?prepare_threshold=none``), as through PgBouncer. ``tables`` and
+in the URL (``?prepare_threshold=none``), as through PgBouncer; and through PgBouncer
+twice: on psycopg 3 and on psycopg2, the driver Airflow 2.10.5 reaches it with (a pooler
+that keeps no prepared statements costs the two drivers differently). ``tables`` and
 ``ceiling`` read an Airflow-made database's 100 runs, and every round ends by dropping
 the runs its triggers made; before the triggers of a round the DAG gets 1,000 runs
 more (``runs_before_triggers`` says why).
@@ -100,6 +102,11 @@ def _through_pooler(url: str, variable: str) -> str | None:
     driver = url.split("://", 1)[0]
     base = driver + "://" + bouncer.split("://", 1)[1].rsplit("/", 1)[0]
     return base + "/" + url.rsplit("/", 1)[1]
+
+
+def on_psycopg2(url: str) -> str:
+    """``url`` naming psycopg2 as its driver (the driver Airflow 2.10.5 runs on)."""
+    return "postgresql+psycopg2://" + url.split("://", 1)[1]
 
 
 def with_prepares(url: str) -> str:
@@ -334,11 +341,14 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         procs.append(unprepared)
         bouncer, bouncer_port = plugin(pgbouncer_url(url), env)
         procs.append(bouncer)
+        bouncer2, bouncer2_port = plugin(pgbouncer_url(on_psycopg2(url)), env)
+        procs.append(bouncer2)
         af_port, af_bouncer_port = free_port(), free_port()
         airflows.append(airflow_env.start_webserver(home, url, af_port))
         airflows.append(airflow_env.start_webserver(home, pgbouncer_url(url), af_bouncer_port))
         servers = {"direct": direct_port, "unprepared": unprepared_port,
-                   "pgbouncer": bouncer_port, "airflow": af_port,
+                   "pgbouncer": bouncer_port, "pgbouncer_psycopg2": bouncer2_port,
+                   "airflow": af_port,
                    "airflow_pgbouncer": af_bouncer_port}
         preparing = preparing_url(url)
         if preparing is not None:
@@ -359,26 +369,28 @@ def tables(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
         shut_down(procs, airflows, home)
     print(f"\n== PostgreSQL: plugin direct (psycopg 3, statements prepared on the server; "
           f"'unprepared': prepare_threshold=none) and through PgBouncer (transaction pooling, "
-          f"psycopg 3) vs Airflow 2.10.5's webserver direct and through the same PgBouncer "
-          f"(psycopg2), one Airflow-made database ({DAG_ID}, 100 runs), 2 sync workers each, "
-          f"{args.connections} connections; medians of {args.rounds} rounds. 'x af2': direct "
-          f"/ Airflow direct; 'x unpr': unprepared / Airflow direct; 'x pgb': through "
-          f"PgBouncer / Airflow through PgBouncer; 'pgb/af2': through PgBouncer / Airflow "
-          f"direct")
+          f"psycopg 3; 'pg2': psycopg2) vs Airflow 2.10.5's webserver direct and through the "
+          f"same PgBouncer (psycopg2), one Airflow-made database ({DAG_ID}, 100 runs), 2 sync "
+          f"workers each, {args.connections} connections; medians of {args.rounds} rounds. "
+          f"'x af2': direct / Airflow direct; 'x unpr': unprepared / Airflow direct; 'x pgb': "
+          f"through PgBouncer / Airflow through PgBouncer; 'x pg2': the same on psycopg2; "
+          f"'pgb/af2': through PgBouncer / Airflow direct")
     print(f"{'endpoint':<15}{'direct r/s':>11}{'p50':>7}{'p99':>7}{'unprep':>9}{'p99':>7}"
-          f"{'bouncer r/s':>12}{'p50':>7}{'p99':>7}{'af2 r/s':>9}{'p50':>7}{'af2 pgb':>9}"
-          f"{'x af2':>7}{'x unpr':>7}{'x pgb':>7}{'pgb/af2':>8}{'non2xx':>8}")
+          f"{'bouncer r/s':>12}{'p50':>7}{'p99':>7}{'pg2 r/s':>9}{'p99':>7}{'af2 r/s':>9}"
+          f"{'p50':>7}{'af2 pgb':>9}{'x af2':>7}{'x unpr':>7}{'x pgb':>7}{'x pg2':>7}"
+          f"{'pgb/af2':>8}{'non2xx':>8}")
     for name in results["direct"]:
-        d, p, b, a, ab = (results[server][name] for server in
-                          ("direct", "unprepared", "pgbouncer", "airflow", "airflow_pgbouncer"))
+        d, p, b, b2, a, ab = (results[server][name] for server in
+                              ("direct", "unprepared", "pgbouncer", "pgbouncer_psycopg2",
+                               "airflow", "airflow_pgbouncer"))
 
         def ratio(r: Result, a: Result) -> float:
             return r.rps / a.rps if a.rps else float("inf")
         print(f"{name:<15}{d.rps:>11.0f}{d.p50_ms:>7.2f}{d.p99_ms:>7.2f}{p.rps:>9.0f}"
-              f"{p.p99_ms:>7.2f}{b.rps:>12.0f}{b.p50_ms:>7.2f}{b.p99_ms:>7.2f}{a.rps:>9.1f}"
-              f"{a.p50_ms:>7.1f}{ab.rps:>9.1f}{ratio(d, a):>7.1f}{ratio(p, a):>7.1f}"
-              f"{ratio(b, ab):>7.1f}{ratio(b, a):>8.1f}"
-              f"{d.non_2xx + p.non_2xx + b.non_2xx:>5}/{a.non_2xx + ab.non_2xx}")
+              f"{p.p99_ms:>7.2f}{b.rps:>12.0f}{b.p50_ms:>7.2f}{b.p99_ms:>7.2f}{b2.rps:>9.0f}"
+              f"{b2.p99_ms:>7.2f}{a.rps:>9.1f}{a.p50_ms:>7.1f}{ab.rps:>9.1f}{ratio(d, a):>7.1f}"
+              f"{ratio(p, a):>7.1f}{ratio(b, ab):>7.1f}{ratio(b2, ab):>7.1f}{ratio(b, a):>8.1f}"
+              f"{d.non_2xx + p.non_2xx + b.non_2xx + b2.non_2xx:>5}/{a.non_2xx + ab.non_2xx}")
     if "preparing" not in results:
         return
     print("\n== the same rounds through a PgBouncer that keeps prepared statements "

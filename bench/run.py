@@ -40,7 +40,7 @@ RUN_DATE = "2025-01-01T00:00:00+00:00"
 #: Each server measured on one database triggers with its own prefix and dates.
 RUN_PREFIXES = ["bench", "plugin", "airflow", "direct", "pgbouncer", "small", "big", "mix",
                 "unprepared", "bare", "airflow_pgbouncer", "preparing",
-                "airflow_preparing", "bare_pgbouncer"]
+                "airflow_preparing", "bare_pgbouncer", "pgbouncer_psycopg2"]
 
 
 @dataclass
